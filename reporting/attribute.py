@@ -1,0 +1,115 @@
+"""The attribute stage: usage rows → ledger rows with energy, carbon, cost and owners.
+
+Each finished run is split over the UTC days it ran on, in proportion to its time on each day,
+so a day's (and a quarter's) energy is the energy used in it. Every linear quantity (kWh, kg,
+cost, GPU-hours) is split the same way, so the slices of a run add back to the run.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from reporting import carbon, cost, energy, owners
+from reporting.config import Config
+from reporting.factors import Factor, method_factor
+from reporting.ingest.slurm import FINAL_STATES
+from reporting.schema import LEDGER_COLUMNS, LEDGER_SCHEMA
+from reporting.site_params import parameters
+
+S_PER_HOUR = 3_600
+LINEAR_COLUMNS = (
+    "it_energy_kwh", "facility_energy_kwh", "co2e_location_kg", "co2e_market_kg",
+    "co2e_embodied_kg", "cost", "gpu_hours", "cpu_core_hours",
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Attribution:
+    ledger: pd.DataFrame  # LEDGER_COLUMNS, one row per run and UTC day
+    factors: list[Factor]  # every factor the rows reference
+    not_attributed: pd.DataFrame  # state, jobs: runs counted but not attributed (not over yet)
+
+
+def attribute_usage(usage: pd.DataFrame, config: Config, run_id: str) -> Attribution:
+    over = usage["state"].isin(FINAL_STATES) & usage["ended_at"].notna()
+    waiting = usage.loc[~over, "state"].replace("", "UNKNOWN").value_counts().sort_index()
+    not_attributed = waiting.rename_axis("state").reset_index(name="jobs")
+    runs = usage[over]
+    params, used = parameters(runs, config)
+    per_run = _per_run(runs, params, config)
+    ledger = _to_ledger(split_by_day(per_run), run_id)
+    default_util = method_factor("default_gpu_util_ratio", is_default=True)
+    used = [f if f.factor_id != default_util.factor_id else default_util for f in used]
+    return Attribution(ledger, used, not_attributed)
+
+
+def _per_run(runs: pd.DataFrame, params: pd.DataFrame, config: Config) -> pd.DataFrame:
+    it = energy.it_energy(runs, params)
+    hours = runs["duration_s"].fillna(0) / S_PER_HOUR
+    facility_kwh = it["it_energy_kwh"] * params["pue"]
+    gpu_hours = runs["n_gpus"].fillna(0) * hours
+    core_hours = runs["n_cpus"].fillna(0) * hours
+    frame = runs.assign(
+        it_energy_kwh=it["it_energy_kwh"], facility_energy_kwh=facility_kwh,
+        energy_method=it["energy_method"], energy_note=_energy_notes(runs, it),
+        gpu_hours=gpu_hours, cpu_core_hours=core_hours,
+        **params.drop(columns=["currency", "rate_card_id"]),
+        **carbon.operational_co2e(facility_kwh, params),
+        **carbon.embodied_co2e(gpu_hours, core_hours, params),
+        **cost.rate_card_cost(gpu_hours, core_hours, runs["mem_requested_gb"] * hours, facility_kwh, params),
+    )  # fmt: skip
+    modelled = frame["energy_method"] == "modelled"
+    frame["gpu_util_factor_id"] = frame["gpu_util_factor_id"].where(it["gpu_util_defaulted"] & modelled)
+    frame["gpu_power_factor_id"] = frame["gpu_power_factor_id"].where(modelled & (runs["n_gpus"] > 0))
+    frame["cpu_power_factor_id"] = frame["cpu_power_factor_id"].where(modelled)
+    frame["memory_factor_id"] = frame["memory_factor_id"].where(modelled)
+    frame["scope"] = "2"
+    return owners.attribute_owners(frame, config.owners)
+
+
+def _energy_notes(runs: pd.DataFrame, it: pd.DataFrame) -> pd.Series:
+    """Why a row's energy is what it is, where that is not the plain case."""
+    notes = pd.Series(None, index=runs.index, dtype=object)
+    rejected = it["measured_energy_rejected"]
+    notes[rejected] = [f"measured {kwh:.6g} kWh rejected as implausible; modelled instead"
+                       for kwh in runs.loc[rejected, "measured_energy_kwh"]]  # fmt: skip
+    cpu = it["cpu_util_defaulted"] & ~rejected
+    notes[cpu] = "no TotalCPU: CPUs modelled at full load"
+    memory = it["memory_unknown"]
+    notes[memory] = notes[memory].fillna("") + "; no ReqMem: memory power not counted"
+    return notes.str.lstrip("; ")
+
+
+def split_by_day(per_run: pd.DataFrame) -> pd.DataFrame:
+    """One row per run and UTC day, linear columns scaled by the share of the run's time that day."""
+    start = per_run["started_at"].fillna(per_run["ended_at"])
+    end = per_run["ended_at"]
+    first_day = start.dt.floor("D")
+    last_day = (end - pd.Timedelta(seconds=1)).dt.floor("D").where(end > start, end.dt.floor("D"))
+    n_days = ((last_day - first_day).dt.days + 1).clip(lower=1).astype("int64")
+    sliced = per_run.loc[per_run.index.repeat(n_days)].copy()
+    offset = np.concatenate([np.arange(n) for n in n_days]) if len(n_days) else np.array([], dtype="int64")
+    day = first_day.loc[sliced.index] + pd.to_timedelta(offset, unit="D")
+    slice_start = np.maximum(start.loc[sliced.index], day)
+    slice_end = np.minimum(end.loc[sliced.index], day + pd.Timedelta(days=1))
+    window_s = (end - start).dt.total_seconds().loc[sliced.index]
+    ratio = ((slice_end - slice_start).dt.total_seconds() / window_s).where(window_s > 0, 1.0)
+    sliced = sliced.assign(day=day.dt.date, slice_start_at=slice_start, slice_end_at=slice_end, slice_ratio=ratio)
+    for column in LINEAR_COLUMNS:
+        sliced[column] = sliced[column] * ratio
+    return sliced.reset_index(drop=True)
+
+
+def _to_ledger(sliced: pd.DataFrame, run_id: str) -> pd.DataFrame:
+    ledger = sliced.assign(run_id=run_id)
+    for column in LEDGER_COLUMNS:
+        if column not in ledger.columns:
+            ledger[column] = None
+    ordered = ledger[LEDGER_COLUMNS].sort_values(["day", "usage_id"], kind="stable")
+    for field in LEDGER_SCHEMA:
+        if str(field.type) == "string":
+            ordered[field.name] = ordered[field.name].astype(object).where(ordered[field.name].notna(), None)
+    return ordered.reset_index(drop=True)

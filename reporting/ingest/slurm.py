@@ -1,0 +1,253 @@
+"""Slurm `sacct` dumps → `usage` rows (one per job run), with bad lines quarantined.
+
+Handles `--parsable2` dumps with a header and header-less dumps with configured fields; job
+lines merged with their step lines (allocation from the job line, MaxRSS, GPU utilisation and
+energy from steps — energy never summed over job + steps, which repeat it); array (`123_4`),
+heterogeneous (`123+0`) and requeued jobs; naive timestamps read in the site's timezone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from reporting.errors import InputError
+from reporting.ingest import slurm_values as sv
+from reporting.ingest.lines import split_delimited
+from reporting.schema import USAGE_COLUMNS, empty_quarantine, quarantine_frame
+
+# sacct field name (lower-case) → our column name. Only these fields are used.
+FIELDS = {
+    "jobid": "job_id", "jobname": "job_name", "user": "user", "account": "account",
+    "partition": "partition", "wckey": "wckey", "comment": "comment", "nodelist": "node_list",
+    "nnodes": "n_nodes", "ncpus": "n_cpus", "alloccpus": "n_cpus", "state": "state",
+    "submit": "submit", "start": "start", "end": "end", "elapsed": "elapsed",
+    "timelimit": "timelimit", "totalcpu": "total_cpu", "reqmem": "req_mem", "maxrss": "max_rss",
+    "alloctres": "alloc_tres", "tresusageintot": "tres_usage_in_tot",
+    "consumedenergyraw": "consumed_energy_raw",
+}  # fmt: skip
+REQUIRED = ("job_id", "state", "start", "end", "elapsed")
+# States of runs that are over; anything else (RUNNING, PENDING, ...) is counted, not attributed.
+FINAL_STATES = frozenset(
+    "COMPLETED FAILED TIMEOUT CANCELLED OUT_OF_MEMORY NODE_FAIL PREEMPTED BOOT_FAIL DEADLINE "
+    "REVOKED REQUEUED".split()
+)
+GPU_UTIL_PCT_PER_GPU = 100.0  # gres/gpuutil sums per-GPU % over a step's GPUs (slurm2sql#18)
+
+GpuResolver = Callable[[pd.DataFrame], tuple[pd.Series, pd.Series]]
+
+
+@dataclass(frozen=True)
+class SlurmRead:
+    usage: pd.DataFrame  # USAGE_COLUMNS
+    quarantine: pd.DataFrame  # QUARANTINE_COLUMNS
+    rows_read: dict[str, int]  # per source file
+
+
+def read_slurm(paths: list[Path], *, site: str, timezone: str, delimiter: str | None,
+               fields: list[str] | None, resolve_gpu: GpuResolver) -> SlurmRead:  # fmt: skip
+    """Read every dump of one input; duplicates across files are resolved to one run each."""
+    usages, quarantines, rows_read = [], [], {}
+    for path in paths:
+        split = split_delimited(path, delimiter=delimiter, fields=fields, header_marker="JobID")
+        rows_read[str(path)] = split.rows_read
+        records = _canonical(split.records, path)
+        usage, quarantine = _jobs_with_steps(records, str(path), site, timezone, resolve_gpu)
+        usages.append(usage)
+        quarantines += [split.quarantine, quarantine]
+    usage = pd.concat(usages, ignore_index=True) if usages else pd.DataFrame(columns=USAGE_COLUMNS)
+    usage, duplicates = _drop_superseded(usage)
+    quarantine = pd.concat([*quarantines, duplicates], ignore_index=True) if quarantines else empty_quarantine()
+    return SlurmRead(usage.reset_index(drop=True), quarantine, rows_read)
+
+
+def _canonical(records: pd.DataFrame, path: Path) -> pd.DataFrame:
+    renamed = {c: FIELDS[c.strip().lower()] for c in records.columns if c.strip().lower() in FIELDS}
+    frame = records.rename(columns=renamed)
+    missing = [f for f in REQUIRED if f not in frame.columns]
+    if missing and not records.empty:
+        raise InputError(
+            f"{path}: no {', '.join(missing)} field (fields are: {', '.join(records.columns[:-2])}). "
+            "Dump with sacct --format including JobID,State,Start,End,Elapsed, or fix `fields` in the config."
+        )
+    for column in FIELDS.values():
+        if column not in frame.columns:
+            frame[column] = ""
+    return frame.loc[:, ~frame.columns.duplicated()]
+
+
+def _jobs_with_steps(records: pd.DataFrame, source_file: str, site: str, timezone: str,
+                     resolve_gpu: GpuResolver) -> tuple[pd.DataFrame, pd.DataFrame]:  # fmt: skip
+    is_step = records["job_id"].str.contains(".", regex=False)
+    records = records.assign(parent_id=records["job_id"].str.split(".", n=1).str[0])
+    jobs, job_problems = _parse_jobs(records[~is_step], site, timezone, resolve_gpu)
+    steps, step_problems = _parse_steps(records[is_step])
+    accepted_ids = set(jobs.loc[job_problems["check"].isna(), "job_id"])
+    orphan = ~steps["parent_id"].isin(set(jobs["job_id"]))
+    parent_bad = ~orphan & ~steps["parent_id"].isin(accepted_ids) & step_problems["check"].isna()
+    step_problems.loc[orphan & step_problems["check"].isna(), ["check", "reason"]] = [
+        "orphan_step", "step line without its job line in this file"]  # fmt: skip
+    step_problems.loc[parent_bad, ["check", "reason"]] = ["job_quarantined", "its job line is quarantined"]
+    good_steps = steps[step_problems["check"].isna()]
+    usage = _merge_steps(jobs[job_problems["check"].isna()], good_steps, source_file, site)
+    quarantine = pd.concat(
+        [_quarantine_rows(jobs, job_problems, source_file), _quarantine_rows(steps, step_problems, source_file)],
+        ignore_index=True,
+    )
+    return usage, quarantine
+
+
+def _problems(index: pd.Index) -> pd.DataFrame:
+    return pd.DataFrame({"check": pd.Series(None, index=index, dtype=object),
+                         "reason": pd.Series(None, index=index, dtype=object)})  # fmt: skip
+
+
+def _flag(problems: pd.DataFrame, mask: pd.Series, check: str, reason: pd.Series | str) -> None:
+    """Record the first problem of each row (later checks don't overwrite earlier ones)."""
+    new = mask & problems["check"].isna()
+    problems.loc[new, "check"] = check
+    problems.loc[new, "reason"] = reason[new] if isinstance(reason, pd.Series) else reason
+
+
+def _unparseable(problems: pd.DataFrame, frame: pd.DataFrame, column: str, field: str, bad: pd.Series) -> None:
+    _flag(problems, bad, "unparseable", f"unparseable {field} value " + frame[column].map(repr))
+
+
+def _parse_jobs(jobs: pd.DataFrame, site: str, timezone: str,
+                resolve_gpu: GpuResolver) -> tuple[pd.DataFrame, pd.DataFrame]:  # fmt: skip
+    problems = _problems(jobs.index)
+    tres = sv.parse_tres(jobs["alloc_tres"])
+    out = jobs.assign(site=site, state=sv.parse_state(jobs["state"]))
+    for column, field in (("submit", "Submit"), ("start", "Start"), ("end", "End")):
+        out[column], bad = sv.parse_local_time(jobs[column], timezone)
+        _unparseable(problems, jobs, column, field, bad)
+    for column, field in (("elapsed", "Elapsed"), ("timelimit", "Timelimit"), ("total_cpu", "TotalCPU")):
+        out[column], bad = sv.parse_duration_s(jobs[column])
+        _unparseable(problems, jobs, column, field, bad)
+    for column, field in (("n_nodes", "NNodes"), ("n_cpus", "NCPUS")):
+        out[column], bad = sv.parse_count(jobs[column])
+        _unparseable(problems, jobs, column, field, bad)
+    out["n_cpus"] = out["n_cpus"].fillna(sv.parse_count(tres.get("cpu", _empty(jobs)))[0])
+    out["n_gpus"], bad = sv.parse_count(tres.get("gres/gpu", _empty(jobs)))
+    _unparseable(problems, jobs, "alloc_tres", "AllocTRES gres/gpu", bad)
+    out["n_gpus"] = out["n_gpus"].fillna(0.0)
+    out["gpu_type"] = tres["gpu_type"] if "gpu_type" in tres else None
+    out["req_mem"], bad = sv.parse_memory_gb(jobs["req_mem"], out["n_cpus"], out["n_nodes"])
+    _unparseable(problems, jobs, "req_mem", "ReqMem", bad)
+    out["energy_kwh"], bad = sv.parse_energy_kwh(jobs["consumed_energy_raw"])
+    _unparseable(problems, jobs, "consumed_energy_raw", "ConsumedEnergyRaw", bad)
+    _check_runs(out, problems, resolve_gpu)
+    return out, problems
+
+
+def _empty(frame: pd.DataFrame) -> pd.Series:
+    return pd.Series("", index=frame.index, dtype=object)
+
+
+def _check_runs(jobs: pd.DataFrame, problems: pd.DataFrame, resolve_gpu: GpuResolver) -> None:
+    """Checks on runs that are over: times in order, a GPU model we can power-model."""
+    over = jobs["state"].isin(FINAL_STATES) & jobs["end"].notna()
+    backwards = over & jobs["start"].notna() & (jobs["end"] < jobs["start"])
+    _flag(problems, backwards, "end_before_start",
+          "End " + jobs["end"].astype(str) + " is before Start " + jobs["start"].astype(str))  # fmt: skip
+    negative = over & (jobs["elapsed"] < 0)
+    _flag(problems, negative, "negative_duration", "Elapsed is negative")
+    model, problem = resolve_gpu(jobs.assign(gpu_type=jobs["gpu_type"].where(jobs["n_gpus"] > 0)))
+    jobs["gpu_model"] = model
+    _flag(problems, over & (jobs["n_gpus"] > 0) & problem.notna(), "unknown_gpu_model", problem)
+
+
+def _parse_steps(steps: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    problems = _problems(steps.index)
+    usage_tres = sv.parse_tres(steps["tres_usage_in_tot"])
+    alloc_tres = sv.parse_tres(steps["alloc_tres"])
+    out = steps.assign(step_name=steps["job_id"].str.split(".", n=1).str[1])
+    out["max_rss_gb"], bad = sv.parse_memory_gb(steps["max_rss"], 1.0, 1.0)
+    _unparseable(problems, steps, "max_rss", "MaxRSS", bad)
+    gpu_util_pct, bad = sv.parse_count(usage_tres.get("gres/gpuutil", _empty(steps)))
+    _unparseable(problems, steps, "tres_usage_in_tot", "TRESUsageInTot gres/gpuutil", bad)
+    step_gpus = sv.parse_count(alloc_tres.get("gres/gpu", _empty(steps)))[0]
+    out["gpu_util_ratio"] = (gpu_util_pct / (GPU_UTIL_PCT_PER_GPU * step_gpus)).clip(upper=1.0)
+    # The extern step holds the allocation open and does no work: its 0 % is not utilisation.
+    out.loc[out["step_name"] == "extern", "gpu_util_ratio"] = np.nan
+    out["energy_kwh"], bad = sv.parse_energy_kwh(steps["consumed_energy_raw"])
+    _unparseable(problems, steps, "consumed_energy_raw", "ConsumedEnergyRaw", bad)
+    return out, problems
+
+
+def _merge_steps(jobs: pd.DataFrame, steps: pd.DataFrame, source_file: str, site: str) -> pd.DataFrame:
+    by_parent = steps.groupby("parent_id").agg(
+        mem_used_max_gb=("max_rss_gb", "max"),
+        gpu_util_ratio=("gpu_util_ratio", "max"),
+        step_energy_kwh=("energy_kwh", "max"),  # steps repeat the job's energy: never sum them
+        step_lines=("line", "size"),
+    )
+    merged = jobs.join(by_parent, on="job_id")
+    duration_s = merged["elapsed"]
+    measured = merged["energy_kwh"].fillna(merged["step_energy_kwh"])
+    measured_source = np.where(merged["energy_kwh"].notna(), "slurm:ConsumedEnergyRaw(job)",
+                               np.where(measured.notna(), "slurm:ConsumedEnergyRaw(max step)", None))  # fmt: skip
+    submit_key = merged["submit"].dt.strftime("%Y%m%dT%H%M%SZ").fillna("unknown")
+    usage = pd.DataFrame({
+        "usage_id": "slurm:" + site + ":" + merged["job_id"] + ":" + submit_key,
+        "source": "slurm", "source_file": source_file, "line": merged["line"],
+        "lines_merged": 1 + merged["step_lines"].fillna(0).astype("int64"),
+        "site": site, "partition": merged["partition"], "submitted_at": merged["submit"],
+        "started_at": merged["start"], "ended_at": merged["end"], "duration_s": duration_s,
+        "user": merged["user"], "account": merged["account"], "namespace": None,
+        "job_name": merged["job_name"], "comment": merged["comment"], "wckey": merged["wckey"],
+        "state": merged["state"], "node_list": merged["node_list"], "n_nodes": merged["n_nodes"],
+        "n_cpus": merged["n_cpus"], "n_gpus": merged["n_gpus"], "gpu_type": merged["gpu_type"],
+        "gpu_model": merged["gpu_model"], "mem_requested_gb": merged["req_mem"],
+        "mem_used_max_gb": merged["mem_used_max_gb"], "cpu_time_s": merged["total_cpu"],
+        "cpu_util_ratio": _cpu_util_ratio(merged["total_cpu"], duration_s, merged["n_cpus"]),
+        "gpu_util_ratio": merged["gpu_util_ratio"].where(merged["n_gpus"] > 0),
+        "timelimit_s": merged["timelimit"], "measured_energy_kwh": measured,
+        "measured_energy_source": measured_source,
+        "raw": merged["raw"],
+    })  # fmt: skip
+    return usage
+
+
+def _cpu_util_ratio(total_cpu_s: pd.Series, duration_s: pd.Series, n_cpus: pd.Series) -> pd.Series:
+    """TotalCPU / (Elapsed × NCPUS), capped at 1. A TotalCPU of exactly 0 on a run that lasted is
+    read as "not recorded" (its steps were not accounted), as GreenAlgorithms4HPC does."""
+    recorded = (total_cpu_s > 0) & (duration_s > 0)
+    return (total_cpu_s / (duration_s * n_cpus)).where(recorded).clip(upper=1.0)
+
+
+def _quarantine_rows(frame: pd.DataFrame, problems: pd.DataFrame, source_file: str) -> pd.DataFrame:
+    bad = problems["check"].notna()
+    return quarantine_frame(
+        source_file=source_file, line=frame.loc[bad, "line"].tolist(), raw=frame.loc[bad, "raw"].tolist(),
+        check=problems.loc[bad, "check"].tolist(), reason=problems.loc[bad, "reason"].tolist(),
+    )  # fmt: skip
+
+
+def _drop_superseded(usage: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """One row per run: a job seen in several dumps keeps its most final, latest record.
+
+    Overlapping nightly dumps print a job as RUNNING one night and COMPLETED the next; the
+    earlier record is superseded (quarantined as `duplicate`, with its job and step lines).
+    """
+    if usage.empty:
+        return usage, empty_quarantine()
+    ranked = usage.assign(
+        _final=usage["state"].isin(FINAL_STATES),
+        _end=usage["ended_at"],
+    ).sort_values(["usage_id", "_final", "_end", "source_file", "line"], na_position="first")
+    keep = ~ranked.duplicated("usage_id", keep="last")
+    dropped = ranked[~keep]
+    kept_line = ranked[keep].set_index("usage_id")[["source_file", "line"]]
+    where = dropped["usage_id"].map(lambda u: f"{kept_line.at[u, 'source_file']}:{kept_line.at[u, 'line']}")
+    rows = dropped.loc[dropped.index.repeat(dropped["lines_merged"])]
+    quarantine = quarantine_frame(
+        source_file=rows["source_file"].tolist(), line=rows["line"].tolist(), raw=rows["raw"].tolist(),
+        check="duplicate",
+        reason=("superseded by the record at " + where.loc[rows.index]).tolist(),
+    )  # fmt: skip
+    return ranked[keep].drop(columns=["_final", "_end"]).sort_index(), quarantine

@@ -1,0 +1,119 @@
+"""Vectorised parsers for sacct's value formats: durations, memory sizes, TRES lists, states, times.
+
+Each parser takes a Series of strings and returns parsed values with NaN/NaT where the text is
+empty or a documented placeholder, plus (where it matters) a boolean Series of *unparseable*
+cells, so the reader can quarantine those rows with a reason instead of guessing.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+S_PER_MINUTE = 60
+S_PER_HOUR = 3_600
+S_PER_DAY = 86_400
+BYTES_PER_GB = 1024**3  # sacct's K/M/G/T are binary multiples
+MEM_UNIT_BYTES = {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4, "P": 1024**5}
+J_PER_KWH = 3_600_000
+
+# Placeholders sacct prints instead of a value; they mean "no value", not "bad value".
+EMPTY_TEXT = {"", "Unknown", "None", "N/A", "INVALID"}
+UNLIMITED_TEXT = {"UNLIMITED", "Partition_Limit", "NONE"}
+
+_DURATION = r"^(?:(?:(?P<d>\d+)-)?(?P<h>\d+):)?(?P<m>\d+):(?P<s>\d+(?:\.\d+)?)$"
+_MEMORY = r"^(?P<num>\d+(?:\.\d+)?)(?P<unit>[KMGTP]?)(?P<per>[nc]?)$"
+
+
+def _blank(text: pd.Series, extra: set[str] = frozenset()) -> pd.Series:
+    return text.isna() | text.str.strip().isin(EMPTY_TEXT | set(extra))
+
+
+def parse_duration_s(text: pd.Series) -> tuple[pd.Series, pd.Series]:
+    """`[DD-[HH:]]MM:SS[.mmm]` → seconds; UNLIMITED/Partition_Limit/empty → NaN.
+
+    Returns (seconds, unparseable).
+    """
+    stripped = text.fillna("").str.strip()
+    parts = stripped.str.extract(_DURATION)
+    days, hours, minutes, seconds = (pd.to_numeric(parts[k]).fillna(0.0) for k in "dhms")
+    total_s = days * S_PER_DAY + hours * S_PER_HOUR + minutes * S_PER_MINUTE + seconds
+    blank = _blank(stripped, UNLIMITED_TEXT)
+    unparseable = parts["m"].isna() & ~blank
+    return total_s.where(parts["m"].notna()).astype("float64"), unparseable
+
+
+def parse_memory_gb(text: pd.Series, n_cpus: pd.Series, n_nodes: pd.Series) -> tuple[pd.Series, pd.Series]:
+    """Memory like `32G`, `1294440K`, `0`, or legacy `6760Mc` (per CPU) / `250Gn` (per node) → GB total.
+
+    Returns (gigabytes, unparseable).
+    """
+    stripped = text.fillna("").str.strip()
+    parts = stripped.str.extract(_MEMORY)
+    number = pd.to_numeric(parts["num"])
+    unit_bytes = parts["unit"].map(MEM_UNIT_BYTES)
+    # No unit in ReqMem/MaxRSS means megabytes for ReqMem but bytes for MaxRSS; sacct always
+    # prints a unit for non-zero ReqMem, so a bare number here is 0 or bytes.
+    gb = number * unit_bytes / BYTES_PER_GB
+    per = parts["per"].fillna("")
+    gb = gb.where(per != "c", gb * n_cpus).where(per != "n", gb * n_nodes)
+    unparseable = parts["num"].isna() & ~_blank(stripped)
+    return gb.astype("float64"), unparseable
+
+
+def parse_tres(text: pd.Series) -> pd.DataFrame:
+    """TRES list `billing=8,cpu=8,gres/gpu:a100=1,gres/gpu=1,mem=10G,node=1` → one column per key.
+
+    Values stay text (durations and sizes differ by key); keys are lower-case. The typed GPU
+    entry `gres/gpu:<type>=N` becomes column `gpu_type` (its type) so GPUs are counted from the
+    untyped `gres/gpu=` entry only (the typed entry repeats the count).
+    """
+    pairs = text.fillna("").str.extractall(r"(?:^|,)(?P<key>[^=,]+)=(?P<value>[^,]*)")
+    if pairs.empty:
+        return pd.DataFrame(index=text.index)
+    pairs["key"] = pairs["key"].str.strip().str.lower()
+    typed = pairs["key"].str.startswith("gres/gpu:")
+    types = pairs.loc[typed, "key"].str.slice(len("gres/gpu:"))
+    table = pairs.loc[~typed].reset_index(level="match", drop=True)
+    wide = table.pivot_table(index=table.index, columns="key", values="value", aggfunc="first")
+    wide.columns.name = None
+    gpu_type = types.reset_index(level="match", drop=True)
+    gpu_type = gpu_type[~gpu_type.index.duplicated(keep="first")]
+    return wide.reindex(text.index).assign(gpu_type=gpu_type.reindex(text.index))
+
+
+def parse_count(text: pd.Series) -> tuple[pd.Series, pd.Series]:
+    """Integer counts (NCPUS, NNodes, gres/gpu=N) → float with NaN for empty; (values, unparseable)."""
+    stripped = text.fillna("").str.strip()
+    number = pd.to_numeric(stripped.where(stripped.str.fullmatch(r"\d+")), errors="coerce")
+    return number.astype("float64"), number.isna() & ~_blank(stripped)
+
+
+def parse_state(text: pd.Series) -> pd.Series:
+    """`CANCELLED by 123` → `CANCELLED`; `CANCELLED+` → `CANCELLED`; upper-case first token."""
+    return text.fillna("").str.strip().str.split(" ", n=1).str[0].str.rstrip("+").str.upper()
+
+
+def parse_local_time(text: pd.Series, timezone: str) -> tuple[pd.Series, pd.Series]:
+    """Naive sacct timestamps in the site's timezone → UTC; `Unknown`/`None`/empty → NaT.
+
+    In the repeated hour when clocks go back, a naive time is read as the first (summer-time)
+    occurrence; a time that does not exist (clocks go forward) is shifted forward. sacct gives no
+    offset, so nothing better is possible without `TZ=UTC` at the source.
+    Returns (utc_times, unparseable).
+    """
+    stripped = text.fillna("").str.strip()
+    blank = _blank(stripped)
+    # sacct prints `2024-04-04T21:45:17`; SLURM_TIME_FORMAT may give `2024-03-15-20:24:16`.
+    normalised = stripped.str.replace(r"^(\d{4}-\d{2}-\d{2})[T -](\d{2}:\d{2}:\d{2})$", r"\1T\2", regex=True)
+    parsed = pd.to_datetime(normalised.where(~blank), format="%Y-%m-%dT%H:%M:%S", errors="coerce")
+    localised = parsed.dt.tz_localize(
+        timezone, ambiguous=np.ones(len(parsed), dtype=bool), nonexistent="shift_forward"
+    )
+    return localised.dt.tz_convert("UTC").dt.as_unit("s"), parsed.isna() & ~blank
+
+
+def parse_energy_kwh(text: pd.Series) -> tuple[pd.Series, pd.Series]:
+    """ConsumedEnergyRaw joules → kWh; empty or 0 (no energy plugin) → NaN; (kwh, unparseable)."""
+    joules, unparseable = parse_count(text)
+    return (joules / J_PER_KWH).where(joules > 0), unparseable

@@ -1,0 +1,152 @@
+"""The ledger: parquet files partitioned by UTC day (`day=YYYY-MM-DD/part-0.parquet`).
+
+Writes are idempotent and atomic per partition: a run replaces, in every day it touches, the
+rows of the runs it carries and the rows that came from the files it read; other rows stay.
+Each partition is written to a hidden temporary file and renamed over the old one, so a reader
+never sees a partial file, and the same rows always give the same bytes (sorted, no clock).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable
+from datetime import date
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from reporting.errors import InputError
+from reporting.factors import FACTOR_COLUMNS
+from reporting.schema import LEDGER_COLUMNS, LEDGER_SCHEMA, empty_quarantine
+
+PART_NAME = "part-0.parquet"
+FACTORS_FILE = "factors.csv"
+
+
+def partition_path(root: Path, day: date) -> Path:
+    return root / f"day={day.isoformat()}" / PART_NAME
+
+
+def write_ledger(root: Path, rows: pd.DataFrame, source_files: Iterable[str]) -> list[Path]:
+    """Upsert rows into their day partitions; return the partitions written."""
+    replaced_files = set(source_files)
+    new_ids = set(rows["usage_id"])
+    days = set(rows["day"]) | _days_holding(root, replaced_files)
+    written = []
+    for day in sorted(days):
+        path = partition_path(root, day)
+        old = read_partition(path)
+        keep = old[~old["usage_id"].isin(new_ids) & ~old["source_file"].isin(replaced_files)]
+        merged = pd.concat([keep, rows[rows["day"] == day]], ignore_index=True) if not keep.empty else rows[rows["day"] == day]
+        if merged.empty:
+            _remove(path)
+            continue
+        _write_atomic(path, merged.sort_values(["usage_id", "slice_start_at"], kind="stable"))
+        written.append(path)
+    return written
+
+
+def _days_holding(root: Path, source_files: set[str]) -> set[date]:
+    """Days whose partitions hold rows from these files (so a shrunk file loses its old rows)."""
+    days = set()
+    for path in _partitions(root):
+        files = pq.read_table(path, columns=["source_file"]).column("source_file").to_pylist()
+        if source_files.intersection(files):
+            days.add(date.fromisoformat(path.parent.name.removeprefix("day=")))
+    return days
+
+
+def _write_atomic(path: Path, frame: pd.DataFrame) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    table = pa.Table.from_pandas(frame[LEDGER_COLUMNS], schema=LEDGER_SCHEMA, preserve_index=False)
+    table = table.replace_schema_metadata(None)
+    tmp = path.with_name(f".{path.name}.tmp")
+    pq.write_table(table, tmp, compression="zstd", write_statistics=True)
+    os.replace(tmp, path)
+
+
+def _remove(path: Path) -> None:
+    if path.exists():
+        path.unlink()
+        path.parent.rmdir()
+
+
+def _partitions(root: Path) -> list[Path]:
+    return sorted(root.glob(f"day=*/{PART_NAME}")) if root.exists() else []
+
+
+def read_partition(path: Path) -> pd.DataFrame:
+    if not path.exists():
+        return pd.DataFrame({c: pd.Series(dtype=object) for c in LEDGER_COLUMNS})
+    return pq.read_table(path, schema=LEDGER_SCHEMA).to_pandas()
+
+
+def read_ledger(root: Path, start: date, end: date, columns: list[str] | None = None) -> pd.DataFrame:
+    """Ledger rows of days start..end (inclusive), reading only those partitions and columns."""
+    paths = [p for p in _partitions(root) if start <= date.fromisoformat(p.parent.name[4:]) <= end]
+    schema = pa.schema([LEDGER_SCHEMA.field(c) for c in columns]) if columns else LEDGER_SCHEMA
+    if not paths:
+        return schema.empty_table().to_pandas()
+    try:
+        tables = [pq.read_table(p, columns=columns, schema=LEDGER_SCHEMA) for p in paths]
+    except (OSError, pa.ArrowInvalid) as exc:
+        raise InputError(f"{root}: ledger cannot be read ({exc}). Re-run the affected dates.") from exc
+    return pa.concat_tables(tables).to_pandas()
+
+
+def write_factors(root: Path, register: pd.DataFrame) -> None:
+    """Merge this run's factors into the ledger's factor register (by factor_id), atomically."""
+    path = root / FACTORS_FILE
+    old = read_factors(root)
+    merged = pd.concat([old[~old["factor_id"].isin(register["factor_id"])], register], ignore_index=True)
+    root.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    merged.sort_values("factor_id").to_csv(tmp, index=False, lineterminator="\n")
+    os.replace(tmp, path)
+
+
+def read_factors(root: Path) -> pd.DataFrame:
+    path = root / FACTORS_FILE
+    if not path.exists():
+        return pd.DataFrame(columns=FACTOR_COLUMNS)
+    frame = pd.read_csv(path, dtype={"factor_id": str, "key": str, "source": str, "url": str, "notes": str,
+                                     "licence": str, "unit": str, "kind": str}, keep_default_na=False)  # fmt: skip
+    frame["year"] = pd.to_numeric(frame["year"], errors="coerce").astype("Int64")
+    frame["is_default"] = frame["is_default"].astype(str).str.lower() == "true"
+    return frame
+
+
+INTAKE_FILE = "intake.json"
+QUARANTINE_FILE = "quarantine.parquet"
+
+
+def write_intake(root: Path, intake: dict[str, dict[str, object]], quarantine: pd.DataFrame) -> None:
+    """Per input file: what was read, accepted, quarantined, left waiting; replaces those files' records."""
+
+    old = read_intake(root)
+    merged = {**old, **intake}
+    root.mkdir(parents=True, exist_ok=True)
+    tmp = root / f".{INTAKE_FILE}.tmp"
+    tmp.write_text(json.dumps(dict(sorted(merged.items())), indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    os.replace(tmp, root / INTAKE_FILE)
+    old_q = read_quarantine(root)
+    kept = old_q[~old_q["source_file"].isin(intake)]
+    rows = pd.concat([kept, quarantine], ignore_index=True).sort_values(["source_file", "line", "check"], kind="stable")
+    tmp_q = root / f".{QUARANTINE_FILE}.tmp"
+    pq.write_table(pa.Table.from_pandas(rows, preserve_index=False).replace_schema_metadata(None), tmp_q)
+    os.replace(tmp_q, root / QUARANTINE_FILE)
+
+
+def read_intake(root: Path) -> dict[str, dict[str, object]]:
+
+    path = root / INTAKE_FILE
+    return json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+
+
+def read_quarantine(root: Path) -> pd.DataFrame:
+
+    path = root / QUARANTINE_FILE
+    return pq.read_table(path).to_pandas() if path.exists() else empty_quarantine()

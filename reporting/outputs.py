@@ -1,0 +1,57 @@
+"""Write a period's outputs: summary.json, quarantine.csv, report.html and report.pdf."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from reporting import report
+
+METHODOLOGY = {
+    "gpu_formula": "GPU W = n_gpus × (W_min + u_gpu × (W_max − W_min)); u_gpu from Slurm gres/gpuutil "
+    "(sum of per-GPU % over the step's GPUs ÷ 100 × GPUs, highest step), else the default utilisation",
+    "cpu_formula": "CPU W = n_cpus × (W_min + u_cpu × (W_max − W_min)); u_cpu = TotalCPU ÷ (Elapsed × NCPUS)",
+    "memory_formula": "memory W = requested GB × W per GB",
+    "energy_formula": "IT kWh = measured Slurm ConsumedEnergyRaw when its mean power per node is plausible, "
+    "else (GPU W + CPU W + memory W) × Elapsed; facility kWh = IT kWh × PUE",
+    "carbon_formula": "location-based kg = facility kWh × grid g/kWh ÷ 1000; market-based uses the site's "
+    "contractual instruments and residual mix (equal to location-based when none are configured)",
+    "embodied_note": "Embodied emissions are a management allocation (amortised hardware per GPU-hour, or per "
+    "core-hour for CPU-only jobs), reported as Scope 3.2 beside Scope 2 and never added into it.",
+    "time_note": "Each finished job is split over the UTC days it ran on in proportion to its time on each "
+    "day; naive sacct timestamps are read in the site's timezone. Running and pending jobs are counted "
+    "but not attributed until they finish.",
+}
+
+# Cells starting with these are read as formulas by spreadsheet programs (CSV injection).
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_safe(frame: pd.DataFrame) -> pd.DataFrame:
+    """Neutralise formula prefixes in text cells (a leading apostrophe), for CSV exports."""
+    safe = frame.copy()
+    for column in safe.columns:
+        if safe[column].dtype == object or pd.api.types.is_string_dtype(safe[column]):
+            text = safe[column].astype(object)
+            risky = text.map(lambda v: isinstance(v, str) and v.startswith(FORMULA_PREFIXES))
+            safe[column] = text.where(~risky, "'" + text.astype(str))
+    return safe
+
+
+def _write_text(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def write_all(out_dir: Path, summary: dict[str, Any], context: dict[str, Any], quarantine: pd.DataFrame) -> None:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    _write_text(out_dir / "summary.json", json.dumps(summary, indent=2, sort_keys=False, ensure_ascii=False) + "\n")
+    _write_text(out_dir / "quarantine.csv", csv_safe(quarantine).to_csv(index=False, lineterminator="\n"))
+    html = report.render_html(context)
+    report.write_html(html, out_dir / "report.html")
+    report.write_pdf(html, out_dir / "report.pdf")

@@ -1,0 +1,88 @@
+"""The canonical tables between stages: column names (ending in their unit) and their types.
+
+`usage` — one row per unit of consumed compute (a Slurm job run), from ingest.
+`ledger` — one row per usage row and UTC day it ran on, after attribution; stored as parquet.
+`quarantine` — every rejected input line, with the check that failed and why.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import pandas as pd
+import pyarrow as pa
+
+QUARANTINE_COLUMNS = ["source_file", "line", "raw", "check", "reason"]
+
+USAGE_COLUMNS = [
+    "usage_id", "source", "source_file", "line", "lines_merged", "site", "partition",
+    "submitted_at", "started_at", "ended_at", "duration_s", "user", "account", "namespace",
+    "job_name", "comment", "wckey", "state", "node_list", "n_nodes", "n_cpus", "n_gpus",
+    "gpu_type", "gpu_model", "mem_requested_gb", "mem_used_max_gb", "cpu_time_s",
+    "cpu_util_ratio", "gpu_util_ratio", "timelimit_s", "measured_energy_kwh",
+    "measured_energy_source",
+]  # fmt: skip
+
+_STR = pa.string()
+_F64 = pa.float64()
+_UTC = pa.timestamp("s", tz="UTC")
+
+LEDGER_SCHEMA = pa.schema(
+    [
+        ("day", pa.date32()),
+        ("usage_id", _STR), ("source", _STR), ("source_file", _STR), ("line", pa.int64()),
+        ("site", _STR), ("partition", _STR), ("user", _STR), ("account", _STR),
+        ("job_name", _STR), ("state", _STR),
+        ("started_at", _UTC), ("ended_at", _UTC), ("slice_start_at", _UTC), ("slice_end_at", _UTC),
+        ("slice_ratio", _F64), ("duration_s", _F64),
+        ("n_nodes", _F64), ("n_cpus", _F64), ("n_gpus", _F64), ("gpu_model", _STR),
+        ("gpu_hours", _F64), ("cpu_core_hours", _F64),
+        ("gpu_util_ratio", _F64), ("cpu_util_ratio", _F64),
+        ("team", _STR), ("model", _STR), ("phase", _STR), ("owner", _STR),
+        ("it_energy_kwh", _F64), ("pue", _F64), ("facility_energy_kwh", _F64),
+        ("energy_method", _STR), ("energy_note", _STR),
+        ("grid_zone", _STR), ("grid_intensity_g_per_kwh", _F64), ("grid_factor_id", _STR),
+        ("market_intensity_g_per_kwh", _F64), ("market_factor_id", _STR),
+        ("co2e_location_kg", _F64), ("co2e_market_kg", _F64), ("co2e_embodied_kg", _F64),
+        ("cost", _F64), ("currency", _STR), ("cost_basis", _STR),
+        ("scope", _STR),
+        ("gpu_power_factor_id", _STR), ("cpu_power_factor_id", _STR), ("memory_factor_id", _STR),
+        ("gpu_util_factor_id", _STR), ("pue_factor_id", _STR), ("embodied_factor_id", _STR),
+        ("rate_card_id", _STR),
+        ("run_id", _STR),
+    ]
+)  # fmt: skip
+LEDGER_COLUMNS = LEDGER_SCHEMA.names
+
+
+def quarantine_frame(
+    *, source_file: str | Sequence[str], line: Sequence[int], raw: Sequence[str],
+    check: str | Sequence[str], reason: str | Sequence[str],
+) -> pd.DataFrame:  # fmt: skip
+    """A quarantine table; scalar arguments are repeated for every row."""
+    n = len(line)
+
+    def column(value: str | Sequence[str]) -> list[str]:
+        return [value] * n if isinstance(value, str) else list(value)
+
+    return pd.DataFrame(
+        {
+            "source_file": column(source_file),
+            "line": pd.array(list(line), dtype="int64"),
+            "raw": column(raw) if not isinstance(raw, str) else [raw] * n,
+            "check": column(check),
+            "reason": column(reason),
+        },
+        columns=QUARANTINE_COLUMNS,
+    )
+
+
+def empty_quarantine() -> pd.DataFrame:
+    return quarantine_frame(source_file=[], line=[], raw=[], check=[], reason=[])
+
+
+def require_columns(frame: pd.DataFrame, columns: Sequence[str], stage: str) -> None:
+    """Guard a stage boundary: a missing column here is a bug, not a user error."""
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise AssertionError(f"{stage}: missing columns {missing}")

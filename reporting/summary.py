@@ -1,0 +1,161 @@
+"""Totals and breakdowns of a period's ledger: summary.json and the report's context.
+
+Both come from the same numbers: `build_summary` gives the stable machine-readable contract
+(DESIGN §5); `build_context` adds what a reader of the report needs (factor register, defaults
+used, quarantine sample, methodology).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+import pandas as pd
+
+from reporting import __version__
+from reporting.energy import ENERGY_METHODS
+
+FACTOR_ID_COLUMNS = (
+    "grid_factor_id", "market_factor_id", "gpu_power_factor_id", "cpu_power_factor_id",
+    "memory_factor_id", "gpu_util_factor_id", "pue_factor_id", "embodied_factor_id", "rate_card_id",
+)  # fmt: skip
+SUM_COLUMNS = ("it_energy_kwh", "facility_energy_kwh", "co2e_location_kg", "co2e_market_kg", "co2e_embodied_kg", "gpu_hours")
+BREAKDOWNS = {"by_team": "team", "by_model": "model", "by_phase": "phase", "by_site": "site"}
+QUARANTINE_SAMPLE_ROWS = 20
+RAW_SAMPLE_CHARS = 200
+
+
+@dataclass(frozen=True)
+class Period:
+    start: date
+    end: date  # inclusive
+    label: str
+
+
+def _round(value: float) -> float:
+    return round(float(value), 6) if pd.notna(value) else 0.0
+
+
+def _cost(frame: pd.DataFrame) -> dict[str, float]:
+    costed = frame[frame["cost"].notna()]
+    sums = costed.groupby("currency")["cost"].sum()
+    return {str(currency): _round(amount) for currency, amount in sums.sort_index().items()}
+
+
+def _totals(ledger: pd.DataFrame) -> dict[str, Any]:
+    totals: dict[str, Any] = {c: _round(ledger[c].sum()) for c in SUM_COLUMNS}
+    totals["cost"] = _cost(ledger)
+    totals["jobs"] = int(ledger["usage_id"].nunique())
+    return totals
+
+
+def _breakdown(ledger: pd.DataFrame, key: str) -> list[dict[str, Any]]:
+    total_kwh = ledger["facility_energy_kwh"].sum()
+    rows = []
+    for value, group in ledger.groupby(key, sort=True, dropna=False):
+        row: dict[str, Any] = {key: str(value), **{c: _round(group[c].sum()) for c in SUM_COLUMNS if c != "it_energy_kwh"}}
+        row["cost"] = _cost(group)
+        row["jobs"] = int(group["usage_id"].nunique())
+        row["share_of_energy"] = _round(group["facility_energy_kwh"].sum() / total_kwh) if total_kwh > 0 else 0.0
+        rows.append(row)
+    return sorted(rows, key=lambda r: (-r["facility_energy_kwh"], r[key]))
+
+
+def _energy_methods(ledger: pd.DataFrame) -> dict[str, float]:
+    total = ledger["facility_energy_kwh"].sum()
+    by_method = ledger.groupby("energy_method")["facility_energy_kwh"].sum()
+    return {m: _round(by_method.get(m, 0.0) / total) if total > 0 else 0.0 for m in ENERGY_METHODS}
+
+
+def build_summary(ledger: pd.DataFrame, period: Period, inputs: list[dict[str, Any]]) -> dict[str, Any]:
+    """summary.json: the stable contract of DESIGN §5 (plus counts that explain it)."""
+    return {
+        "period": {"start": period.start.isoformat(), "end": period.end.isoformat(), "label": period.label},
+        "totals": _totals(ledger),
+        **{name: _breakdown(ledger, key) for name, key in BREAKDOWNS.items()},
+        "inputs": inputs,
+        "energy_methods": _energy_methods(ledger),
+        # The efficiency audit is not part of this release: no rule has run, so nothing is found.
+        "findings": {"count": 0, "by_rule": {}, "wasted_energy_kwh": 0.0, "wasted_co2e_kg": 0.0, "audited": False},
+    }
+
+
+def factor_usage(ledger: pd.DataFrame) -> pd.Series:
+    """Ledger rows referencing each factor id (ids joined by ';' count for each)."""
+    ids = pd.concat([ledger[c] for c in FACTOR_ID_COLUMNS], ignore_index=True).dropna()
+    return ids.str.split(";").explode().value_counts()
+
+
+def factor_register(ledger: pd.DataFrame, factors: pd.DataFrame) -> list[dict[str, Any]]:
+    counts = factor_usage(ledger)
+    used = factors[factors["factor_id"].isin(counts.index)].sort_values(["kind", "factor_id"])
+    return [
+        {**{k: (None if pd.isna(v) else v) for k, v in row.items()}, "rows": int(counts[row["factor_id"]]),
+         "year": None if pd.isna(row["year"]) else int(row["year"]), "is_default": bool(row["is_default"])}
+        for row in used.to_dict("records")
+    ]  # fmt: skip
+
+
+def defaults_used(ledger: pd.DataFrame, register: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Every fallback behind the period's numbers, with the rows it touched."""
+    found = [
+        {"what": f"{f['kind']}: {f['key']}", "value": f"{f['value']:g} {f['unit']}", "rows": f["rows"],
+         "why": f["source"] if f["kind"] == "market_intensity" else "no more specific value configured"}
+        for f in register if f["is_default"]
+    ]  # fmt: skip
+    notes = ledger["energy_note"].dropna().str.split("; ").explode()
+    for note, rows in notes.value_counts().sort_index().items():
+        text = str(note)
+        if text.startswith("measured "):
+            text = "measured energy rejected as implausible; modelled instead"
+        found.append({"what": "energy", "value": text, "rows": int(rows), "why": "see methodology"})
+    uncosted = ledger[ledger["cost_basis"] == "none"]
+    if not uncosted.empty:
+        sites = ", ".join(sorted(uncosted["site"].unique()))
+        found.append({"what": "cost", "value": "not costed", "rows": len(uncosted),
+                      "why": f"no rate card configured for site(s) {sites}"})  # fmt: skip
+    merged: dict[tuple[str, str], dict[str, Any]] = {}
+    for item in found:
+        key = (item["what"], item["value"])
+        merged[key] = {**item, "rows": merged.get(key, {"rows": 0})["rows"] + item["rows"]}
+    return list(merged.values())
+
+
+def market_basis_note(register: list[dict[str, Any]]) -> str:
+    markets = [f for f in register if f["kind"] == "market_intensity"]
+    plain = [f["key"] for f in markets if f["factor_id"].endswith(":none")]
+    if markets and len(plain) == len(markets):
+        return "No contractual instruments are configured: market-based emissions equal location-based emissions."
+    if plain:
+        return f"No contractual instruments for {', '.join(plain)}: market-based equals location-based there."
+    return "Market-based emissions use the contractual instruments configured per site (see the factor register)."
+
+
+def build_context(summary: dict[str, Any], ledger: pd.DataFrame, factors: pd.DataFrame, *,
+                  organisation: str, run_date: date, quarantine: pd.DataFrame,
+                  not_attributed: pd.DataFrame, methodology: dict[str, Any]) -> dict[str, Any]:  # fmt: skip
+    """Everything the report template shows; numbers are those of the summary."""
+    register = factor_register(ledger, factors)
+    sample = quarantine.sort_values(["source_file", "line"]).head(QUARANTINE_SAMPLE_ROWS)
+    return {
+        **summary,
+        "title": "Compute sustainability report",
+        "organisation": organisation,
+        "tool_version": __version__,
+        "run_date": run_date.isoformat(),
+        "market_basis_note": market_basis_note(register),
+        "not_attributed": not_attributed.to_dict("records"),
+        "quarantine": {
+            "rows": len(quarantine),
+            "by_check": quarantine.groupby("check").size().rename("rows").reset_index().to_dict("records"),
+            "sample": [{**r, "line": int(r["line"]), "raw": _shorten(str(r["raw"]))} for r in sample.to_dict("records")],
+        },
+        "factors": register,
+        "defaults_used": defaults_used(ledger, register),
+        "methodology": methodology,
+    }
+
+
+def _shorten(text: str) -> str:
+    return text if len(text) <= RAW_SAMPLE_CHARS else text[: RAW_SAMPLE_CHARS - 1] + "…"
