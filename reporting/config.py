@@ -60,7 +60,7 @@ class RateCard(_Strict):
 
     currency: str = Field(default="USD", pattern=r"^[A-Z]{3}$")  # ISO 4217
     gpu_hour: NonNegative = 0.0
-    cpu_core_hour: NonNegative = 0.0  # charged only for CPU-only jobs' cores? no: for every core
+    cpu_core_hour: NonNegative = 0.0  # price per allocated CPU core-hour
     mem_gb_hour: NonNegative = 0.0
     energy_per_kwh: NonNegative = 0.0  # electricity price per facility kWh
     source: str  # e.g. "Internal chargeback rates FY2026"
@@ -161,6 +161,11 @@ class OwnerRule(_Strict):
             raise ValueError("a rule must set at least one of team, model, phase, owner")
         if self.phase and "{" not in self.phase and self.phase not in PHASES:
             raise ValueError(f"phase {self.phase!r} is not one of {', '.join(PHASES)}")
+        groups = {g for pattern in self.match.values() for g in re.compile(pattern).groupindex}
+        for attr in ("team", "model", "phase", "owner"):
+            for name in re.findall(r"\{(\w*)\}", getattr(self, attr) or ""):
+                if name not in groups:
+                    raise ValueError(f"{attr} uses {{{name}}}, which is not a named group (?P<{name}>...) of `match`")
         return self
 
 
