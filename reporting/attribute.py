@@ -93,8 +93,9 @@ def split_by_day(per_run: pd.DataFrame) -> pd.DataFrame:
     sliced = per_run.loc[per_run.index.repeat(n_days)].copy()
     offset = np.concatenate([np.arange(n) for n in n_days]) if len(n_days) else np.array([], dtype="int64")
     day = first_day.loc[sliced.index] + pd.to_timedelta(offset, unit="D")
-    slice_start = np.maximum(start.loc[sliced.index], day)
-    slice_end = np.minimum(end.loc[sliced.index], day + pd.Timedelta(days=1))
+    run_start, run_end, next_day = start.loc[sliced.index], end.loc[sliced.index], day + pd.Timedelta(days=1)
+    slice_start = run_start.where(run_start > day, day)
+    slice_end = run_end.where(run_end < next_day, next_day)
     window_s = (end - start).dt.total_seconds().loc[sliced.index]
     ratio = ((slice_end - slice_start).dt.total_seconds() / window_s).where(window_s > 0, 1.0)
     sliced = sliced.assign(day=day.dt.date, slice_start_at=slice_start, slice_end_at=slice_end, slice_ratio=ratio)

@@ -42,7 +42,7 @@ def _match(usage: pd.DataFrame, rule: OwnerRule) -> tuple[pd.Series, pd.DataFram
         matched &= pd.Series([compiled.search(t) is not None for t in text], index=usage.index, dtype=bool)
         if compiled.groupindex:
             named = text.str.extract(compiled)[list(compiled.groupindex)]
-            groups = groups.join(named, rsuffix="_dup")
+            groups = pd.concat([groups, named.loc[:, ~named.columns.isin(groups.columns)]], axis=1)
     return matched, groups
 
 

@@ -25,6 +25,11 @@ _DURATION = r"^(?:(?:(?P<d>\d+)-)?(?P<h>\d+):)?(?P<m>\d+):(?P<s>\d+(?:\.\d+)?)$"
 _MEMORY = r"^(?P<num>\d+(?:\.\d+)?)(?P<unit>[KMGTP]?)(?P<per>[nc]?)$"
 
 
+def _numeric(text: pd.Series) -> pd.Series:
+    """Numbers from extracted text; an all-empty column stays float (not a string dtype)."""
+    return pd.to_numeric(text.astype(object), errors="coerce").astype("float64")
+
+
 def _blank(text: pd.Series, extra: set[str] = frozenset()) -> pd.Series:
     return text.isna() | text.str.strip().isin(EMPTY_TEXT | set(extra))
 
@@ -36,7 +41,7 @@ def parse_duration_s(text: pd.Series) -> tuple[pd.Series, pd.Series]:
     """
     stripped = text.fillna("").str.strip()
     parts = stripped.str.extract(_DURATION)
-    days, hours, minutes, seconds = (pd.to_numeric(parts[k]).fillna(0.0) for k in "dhms")
+    days, hours, minutes, seconds = (_numeric(parts[k]).fillna(0.0) for k in "dhms")
     total_s = days * S_PER_DAY + hours * S_PER_HOUR + minutes * S_PER_MINUTE + seconds
     blank = _blank(stripped, UNLIMITED_TEXT)
     unparseable = parts["m"].isna() & ~blank
@@ -50,8 +55,8 @@ def parse_memory_gb(text: pd.Series, n_cpus: pd.Series, n_nodes: pd.Series) -> t
     """
     stripped = text.fillna("").str.strip()
     parts = stripped.str.extract(_MEMORY)
-    number = pd.to_numeric(parts["num"])
-    unit_bytes = parts["unit"].map(MEM_UNIT_BYTES)
+    number = _numeric(parts["num"])
+    unit_bytes = _numeric(parts["unit"].map(MEM_UNIT_BYTES))
     # No unit in ReqMem/MaxRSS means megabytes for ReqMem but bytes for MaxRSS; sacct always
     # prints a unit for non-zero ReqMem, so a bare number here is 0 or bytes.
     gb = number * unit_bytes / BYTES_PER_GB
@@ -85,8 +90,8 @@ def parse_tres(text: pd.Series) -> pd.DataFrame:
 def parse_count(text: pd.Series) -> tuple[pd.Series, pd.Series]:
     """Integer counts (NCPUS, NNodes, gres/gpu=N) → float with NaN for empty; (values, unparseable)."""
     stripped = text.fillna("").str.strip()
-    number = pd.to_numeric(stripped.where(stripped.str.fullmatch(r"\d+")), errors="coerce")
-    return number.astype("float64"), number.isna() & ~_blank(stripped)
+    number = _numeric(stripped.where(stripped.str.fullmatch(r"\d+")))
+    return number, number.isna() & ~_blank(stripped)
 
 
 def parse_state(text: pd.Series) -> pd.Series:
