@@ -6,13 +6,14 @@ Exit codes: 0 done; 1 a user-facing error; 2 bad command line; 3 data-quality ga
 
 from __future__ import annotations
 
+import functools
 import logging
 import sys
+from collections.abc import Callable
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Annotated, Optional
 
-import click
 import typer
 
 from reporting import __version__, pipeline
@@ -31,6 +32,20 @@ OutOption = Annotated[Path, typer.Option("--out", help="Output folder.")]
 PeriodOption = Annotated[Optional[str], typer.Option(help="2026-Q3, 2026-07, 2026-07-14 or START..END.")]
 
 
+def _user_errors(command: Callable[..., None]) -> Callable[..., None]:
+    """A ReportingError is the user's to fix: one line on stderr, exit 1. Bugs keep their traceback."""
+
+    @functools.wraps(command)
+    def wrapper(*args: object, **kwargs: object) -> None:
+        try:
+            command(*args, **kwargs)
+        except ReportingError as exc:
+            typer.echo(f"Error: {exc}", err=True)
+            raise typer.Exit(1) from None
+
+    return wrapper
+
+
 def _yesterday_utc() -> date:
     # The CLI is the only place that reads the clock; stages get the date as an argument.
     return datetime.now(timezone.utc).date() - timedelta(days=1)
@@ -47,7 +62,8 @@ def _parse_date(text: Optional[str]) -> date:
 
 def _setup_logging(quiet: bool, verbose: bool) -> None:
     level = logging.WARNING if quiet else logging.DEBUG if verbose else logging.INFO
-    logging.basicConfig(level=level, format="%(levelname)s %(message)s", stream=sys.stderr)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    logging.getLogger("reporting").setLevel(level)  # our stage lines; libraries stay at WARNING
 
 
 def _finish(result: pipeline.RunResult) -> None:
@@ -58,6 +74,7 @@ def _finish(result: pipeline.RunResult) -> None:
 
 
 @app.command()
+@_user_errors
 def run(
     config: ConfigOption,
     date_: Annotated[Optional[str], typer.Option("--date", help="Run date (default: yesterday, UTC).")] = None,
@@ -74,6 +91,7 @@ def run(
 
 
 @app.command()
+@_user_errors
 def report(config: ConfigOption, period: Annotated[str, typer.Option(help="2026-Q3, 2026-07, ...")],
            out: OutOption = Path("out"), quiet: bool = False) -> None:  # fmt: skip
     """Render a period from the ledger alone (no inputs are read)."""
@@ -83,6 +101,7 @@ def report(config: ConfigOption, period: Annotated[str, typer.Option(help="2026-
 
 
 @app.command()
+@_user_errors
 def validate(config: ConfigOption, quiet: bool = False) -> None:
     """Read and check every input; print counts per file; write nothing."""
     _setup_logging(quiet, False)
@@ -97,6 +116,7 @@ def validate(config: ConfigOption, quiet: bool = False) -> None:
 
 
 @app.command()
+@_user_errors
 def demo(out: OutOption = Path("out"),
          samples: Annotated[Path, typer.Option(help="The sample folder.")] = Path("sample_logs")) -> None:  # fmt: skip
     """Run the whole pipeline on sample_logs/ (a small AI lab's quarter) into --out."""
@@ -117,15 +137,4 @@ def version() -> None:
 
 
 def main() -> None:
-    try:
-        code = app(standalone_mode=False)
-    except ReportingError as exc:
-        typer.echo(f"Error: {exc}", err=True)
-        sys.exit(1)
-    except click.ClickException as exc:  # bad command line: click's message, exit 2
-        exc.show()
-        sys.exit(exc.exit_code)
-    except click.Abort:
-        typer.echo("Aborted.", err=True)
-        sys.exit(1)
-    sys.exit(code or 0)
+    app()

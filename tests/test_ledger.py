@@ -1,0 +1,66 @@
+"""The parquet ledger: idempotent, atomic per-day partitions."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from reporting.attribute import attribute_usage
+from reporting.config import load_config
+from reporting.ledger import read_ledger, write_ledger
+from reporting.pipeline import ingest
+from tests.conftest import hb_config
+
+
+def _hb_ledger(tmp_path: Path):
+    config = load_config(hb_config(tmp_path))
+    intake = ingest(config)
+    return attribute_usage(intake.usage, config, "run-1").ledger, list(intake.files)
+
+
+def _snapshot(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def test_rewriting_the_same_rows_gives_identical_bytes(tmp_path: Path) -> None:
+    rows, files = _hb_ledger(tmp_path)
+    root = tmp_path / "ledger"
+    written = write_ledger(root, rows, files)
+    first = _snapshot(root)
+    write_ledger(root, rows, files)
+    assert _snapshot(root) == first
+    assert len(written) == rows["day"].nunique()
+    assert not list(root.rglob(".*"))  # no temporary files left behind
+
+
+def test_rerun_replaces_rows_instead_of_appending(tmp_path: Path) -> None:
+    rows, files = _hb_ledger(tmp_path)
+    root = tmp_path / "ledger"
+    write_ledger(root, rows, files)
+    write_ledger(root, rows, files)
+    back = read_ledger(root, min(rows["day"]), max(rows["day"]))
+    assert len(back) == len(rows)
+    assert back["it_energy_kwh"].sum() == rows["it_energy_kwh"].sum()
+
+
+def test_rows_of_other_files_are_kept_and_a_shrunk_file_loses_its_rows(tmp_path: Path) -> None:
+    rows, files = _hb_ledger(tmp_path)
+    root = tmp_path / "ledger"
+    other = rows.assign(source_file="other.psv", usage_id="other:" + rows["usage_id"])
+    write_ledger(root, other, ["other.psv"])
+    write_ledger(root, rows, files)
+    everything = read_ledger(root, min(rows["day"]), max(rows["day"]))
+    assert len(everything) == 2 * len(rows)
+    write_ledger(root, rows.iloc[0:0], files)  # the hb file now holds no finished job
+    remaining = read_ledger(root, min(rows["day"]), max(rows["day"]))
+    assert set(remaining["source_file"]) == {"other.psv"}
+
+
+def test_reading_a_period_reads_only_its_days(tmp_path: Path) -> None:
+    rows, files = _hb_ledger(tmp_path)
+    root = tmp_path / "ledger"
+    write_ledger(root, rows, files)
+    day = sorted(rows["day"])[len(rows) // 2]
+    one_day = read_ledger(root, day, day, columns=["day", "usage_id", "it_energy_kwh"])
+    assert set(one_day["day"]) == {day}
+    assert list(one_day.columns) == ["day", "usage_id", "it_energy_kwh"]
+    assert one_day["it_energy_kwh"].sum() == rows.loc[rows["day"] == day, "it_energy_kwh"].sum()
