@@ -112,18 +112,19 @@ def run(config: Config, run_date: date, period: Period, out_dir: Path) -> RunRes
     log.info("attributed %s runs in %s ledger rows: %.1f kWh facility energy; wrote %s day partitions",
              attribution.ledger["usage_id"].nunique(), len(attribution.ledger),
              attribution.ledger["facility_energy_kwh"].sum(), len(written))  # fmt: skip
-    summary = report(config, period, out_dir, run_date)
+    summary = report(config, period, out_dir, run_date, intake.gate_failures)
     return RunResult(summary, intake.gate_failures, out_dir)
 
 
-def report(config: Config, period: Period, out_dir: Path, run_date: date) -> dict[str, Any]:
+def report(config: Config, period: Period, out_dir: Path, run_date: date,
+           gate_failures: list[str] | None = None) -> dict[str, Any]:  # fmt: skip
     """Render the period from the ledger alone: summary.json, report.html, report.pdf, quarantine.csv."""
     root = ledger_root(config, out_dir)
     rows = store.read_ledger(root, period.start, period.end)
     intake = store.read_intake(root)
     inputs = [{k: f[k] for k in ("source_file", "kind", "rows_read", "rows_accepted", "rows_quarantined")}
               for f in intake.values()]  # fmt: skip
-    summary = build_summary(rows, period, inputs)
+    summary = build_summary(rows, period, inputs, gate_failures)
     waiting: dict[str, int] = {}
     for f in intake.values():
         for state, jobs in f["not_attributed"].items():

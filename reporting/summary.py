@@ -68,7 +68,8 @@ def _energy_methods(ledger: pd.DataFrame) -> dict[str, float]:
     return {m: _round(by_method.get(m, 0.0) / total) if total > 0 else 0.0 for m in ENERGY_METHODS}
 
 
-def build_summary(ledger: pd.DataFrame, period: Period, inputs: list[dict[str, Any]]) -> dict[str, Any]:
+def build_summary(ledger: pd.DataFrame, period: Period, inputs: list[dict[str, Any]],
+                  gate_failures: list[str] | None = None) -> dict[str, Any]:  # fmt: skip
     """summary.json: the stable contract of DESIGN §5 (plus counts that explain it)."""
     return {
         "period": {"start": period.start.isoformat(), "end": period.end.isoformat(), "label": period.label},
@@ -78,6 +79,7 @@ def build_summary(ledger: pd.DataFrame, period: Period, inputs: list[dict[str, A
         "energy_methods": _energy_methods(ledger),
         # The efficiency audit is not part of this release: no rule has run, so nothing is found.
         "findings": {"count": 0, "by_rule": {}, "wasted_energy_kwh": 0.0, "wasted_co2e_kg": 0.0, "audited": False},
+        "quality_gate": {"passed": not gate_failures, "failures": list(gate_failures or [])},
     }
 
 

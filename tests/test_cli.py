@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -80,4 +81,7 @@ def test_quality_gate_exits_3_and_still_writes_the_report(tmp_path: Path) -> Non
     result = _invoke("run", "--config", str(path), "--date", "2024-04-30", "--period", "2024-04", "--out", str(out))
     assert result.exit_code == 3
     assert "Data-quality gate" in result.output and "1 of 243 rows quarantined" in result.output
-    assert (out / "report.pdf").exists() and (out / "summary.json").exists()
+    assert (out / "report.pdf").exists()
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["quality_gate"]["passed"] is False
+    assert "Data-quality gate failed" in (out / "report.html").read_text()

@@ -182,3 +182,16 @@ def test_no_file_matching_the_input_path(tmp_path: Path) -> None:
 
 def test_fixture_is_the_real_sample() -> None:
     assert (FIXTURES / "slurm" / "hb-jobinfo_sacct.txt").stat().st_size == 102_564
+
+
+def test_steps_of_requeued_runs_stay_with_their_own_run(tmp_path: Path) -> None:
+    first = "500|t|u1|acct|gpu|n1|1|8|REQUEUED|2026-07-01T00:00:00|2026-07-01T01:00:00|2026-07-01T02:00:00|01:00:00|1-00:00:00|00:10:00|8G||billing=8,cpu=8,mem=8G,node=1||0"
+    first_step = "500.batch|batch||||n1|1|8|CANCELLED|2026-07-01T01:00:00|2026-07-01T01:00:00|2026-07-01T02:00:00|01:00:00||00:10:00||1G|cpu=8,mem=8G,node=1||0"
+    second = first.replace("REQUEUED|2026-07-01T00:00:00", "COMPLETED|2026-07-01T02:00:10")
+    second_step = first_step.replace("|1G|", "|3G|").replace("CANCELLED", "COMPLETED")
+    _dump(tmp_path, [first, first_step, second, second_step])
+    intake = ingest(load_config(_config(tmp_path)))
+    by_state = intake.usage.set_index("state")
+    assert by_state.loc["REQUEUED", "mem_used_max_gb"] == pytest.approx(1.0)
+    assert by_state.loc["COMPLETED", "mem_used_max_gb"] == pytest.approx(3.0)
+    assert list(by_state["lines_merged"]) == [2, 2]

@@ -82,15 +82,15 @@ def _canonical(records: pd.DataFrame, path: Path) -> pd.DataFrame:
 
 def _jobs_with_steps(records: pd.DataFrame, source_file: str, site: str, timezone: str,
                      resolve_gpu: GpuResolver) -> tuple[pd.DataFrame, pd.DataFrame]:  # fmt: skip
+    records = _with_run_keys(records)
     is_step = records["job_id"].str.contains(".", regex=False)
-    records = records.assign(parent_id=records["job_id"].str.split(".", n=1).str[0])
     jobs, job_problems = _parse_jobs(records[~is_step], site, timezone, resolve_gpu)
     steps, step_problems = _parse_steps(records[is_step])
-    accepted_ids = set(jobs.loc[job_problems["check"].isna(), "job_id"])
-    orphan = ~steps["parent_id"].isin(set(jobs["job_id"]))
-    parent_bad = ~orphan & ~steps["parent_id"].isin(accepted_ids) & step_problems["check"].isna()
+    accepted_keys = set(jobs.loc[job_problems["check"].isna(), "run_key"])
+    orphan = ~steps["run_key"].isin(set(jobs["run_key"]))
+    parent_bad = ~orphan & ~steps["run_key"].isin(accepted_keys) & step_problems["check"].isna()
     step_problems.loc[orphan & step_problems["check"].isna(), ["check", "reason"]] = [
-        "orphan_step", "step line without its job line in this file"]  # fmt: skip
+        "orphan_step", "step line without a readable job line of its job above it in this file"]  # fmt: skip
     step_problems.loc[parent_bad, ["check", "reason"]] = ["job_quarantined", "its job line is quarantined"]
     good_steps = steps[step_problems["check"].isna()]
     usage = _merge_steps(jobs[job_problems["check"].isna()], good_steps, source_file, site)
@@ -99,6 +99,20 @@ def _jobs_with_steps(records: pd.DataFrame, source_file: str, site: str, timezon
         ignore_index=True,
     )
     return usage, quarantine
+
+
+def _with_run_keys(records: pd.DataFrame) -> pd.DataFrame:
+    """Key each line by its run: a step belongs to the last job line with its id above it.
+
+    With `sacct --duplicates` a requeued job prints several job lines with the same JobID, each
+    followed by its own `.batch`/`.extern` steps, so the id alone does not say which run a step
+    belongs to. Steps printed before any job line of their id get key `<id>#0` (orphans).
+    """
+    ordered = records.sort_values("line")
+    parent_id = ordered["job_id"].str.split(".", n=1).str[0]
+    is_job = ~ordered["job_id"].str.contains(".", regex=False)
+    run_number = is_job.astype("int64").groupby(parent_id).cumsum()
+    return ordered.assign(parent_id=parent_id, run_key=parent_id + "#" + run_number.astype(str))
 
 
 def _problems(index: pd.Index) -> pd.DataFrame:
@@ -180,13 +194,13 @@ def _parse_steps(steps: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
 
 
 def _merge_steps(jobs: pd.DataFrame, steps: pd.DataFrame, source_file: str, site: str) -> pd.DataFrame:
-    by_parent = steps.groupby("parent_id").agg(
+    by_parent = steps.groupby("run_key").agg(
         mem_used_max_gb=("max_rss_gb", "max"),
         gpu_util_ratio=("gpu_util_ratio", "max"),
         step_energy_kwh=("energy_kwh", "max"),  # steps repeat the job's energy: never sum them
         step_lines=("line", "size"),
     )
-    merged = jobs.join(by_parent, on="job_id")
+    merged = jobs.join(by_parent, on="run_key")
     duration_s = merged["elapsed"]
     measured = merged["energy_kwh"].fillna(merged["step_energy_kwh"])
     measured_source = np.where(merged["energy_kwh"].notna(), "slurm:ConsumedEnergyRaw(job)",
