@@ -1,0 +1,147 @@
+"""Generate realistic, deterministic Slurm sacct dumps for tests, demos and benchmarks.
+
+    python benchmarks/generate.py sacct --cluster atlas --jobs 200000 --seed 7 \\
+        --start 2026-07-01 --end 2026-10-01 --out /tmp/atlas [--split month|none] [--expected F]
+    python benchmarks/generate.py sample --out sample_logs/slurm
+
+``sample`` writes exactly the committed sample (both clusters, fixed seeds, Q3 2026) plus
+``EXPECTED.json``: per file the data/job/step line counts, job states, nordic energy flags and
+the 1-based line numbers (header included) of the deliberately bad lines. The simulation and the
+list of bad-line kinds live in ``sacct_gen.py``. Standard library only; memory stays flat for any
+``--jobs`` because jobs are written one at a time. ``--jobs`` counts submissions with every array
+task counted as one job; a dump has about 3 lines per job (3.1 in the sample).
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import json
+import os
+import sys
+import time
+from datetime import date
+
+if __package__:
+    from . import sacct_gen
+else:  # run as a script: python benchmarks/generate.py
+    import sacct_gen
+
+SAMPLE_START, SAMPLE_END = "2026-07-01", "2026-10-01"
+SAMPLE_RUNS = (("atlas", 3000, 20260701), ("nordic", 1000, 20260702))  # cluster, jobs, seed
+
+
+def expected_manifest(command: str, runs: list[tuple[str, list]]) -> dict:
+    """EXPECTED.json content: per file (path relative to the output folder) its statistics."""
+    files = {}
+    for prefix, stats_list in runs:
+        for stats in stats_list:
+            files[f"{prefix}{stats.path}"] = stats.as_dict()
+    return {
+        "generator": command,
+        "bad_line_kinds": list(sacct_gen.BAD_LINE_KINDS),
+        "notes": "data_lines excludes the header; bad line numbers count the header as line 1.",
+        "files": files,
+    }
+
+
+def write_json(path: str, payload: dict) -> None:
+    with open(path, "w", encoding="utf-8", newline="\n") as handle:
+        json.dump(payload, handle, indent=2)
+        handle.write("\n")
+
+
+def report(cluster: str, result: sacct_gen.DumpResult, seconds: float) -> None:
+    lines = sum(stats.data_lines + stats.header_lines for stats in result.files)
+    rate = lines / seconds if seconds else float("inf")
+    print(f"{cluster}: {len(result.files)} file(s), {lines:,} lines in {seconds:.2f} s "
+          f"({rate:,.0f} lines/s)", file=sys.stderr)
+    if result.oversubscribed_starts:
+        max_days = sacct_gen.MAX_QUEUE_WAIT_S // sacct_gen.DAY_S
+        print(f"{cluster}: {result.oversubscribed_starts:,} jobs waited longer than {max_days} "
+              "days and were started on busy nodes (more jobs than the cluster can run)",
+              file=sys.stderr)
+
+
+def cmd_sacct(args: argparse.Namespace) -> int:
+    began = time.perf_counter()
+    result = sacct_gen.generate_dump(args.cluster, args.jobs, args.seed, args.start, args.end,
+                                     args.out, args.split)
+    report(args.cluster, result, time.perf_counter() - began)
+    if args.expected:
+        command = (f"generate.py sacct --cluster {args.cluster} --jobs {args.jobs} "
+                   f"--seed {args.seed} --start {args.start} --end {args.end} --split {args.split}")
+        write_json(args.expected, expected_manifest(command, [("", result.files)]))
+    return 0
+
+
+def remove_old_dumps(folder: str) -> None:
+    """So a changed month range cannot leave a stale file next to the new sample."""
+    for path in sorted(glob.glob(os.path.join(folder, "sacct-*"))):
+        os.remove(path)
+
+
+def cmd_sample(args: argparse.Namespace) -> int:
+    runs = []
+    for cluster, n_jobs, seed in SAMPLE_RUNS:
+        folder = os.path.join(args.out, cluster)
+        remove_old_dumps(folder)
+        began = time.perf_counter()
+        result = sacct_gen.generate_dump(cluster, n_jobs, seed, SAMPLE_START, SAMPLE_END, folder,
+                                         "month")
+        report(cluster, result, time.perf_counter() - began)
+        if result.oversubscribed_starts:
+            raise SystemExit("the committed sample must never oversubscribe a node")
+        runs.append((f"{cluster}/", result.files))
+    write_json(os.path.join(args.out, "EXPECTED.json"),
+               expected_manifest("generate.py sample", runs))
+    return 0
+
+
+def positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be 1 or more")
+    return value
+
+
+def iso_date(text: str) -> str:
+    try:
+        date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError("use YYYY-MM-DD") from None
+    return text
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    sacct = commands.add_parser("sacct", help="one cluster's dump with your own size and seed")
+    sacct.add_argument("--cluster", required=True, choices=sorted(sacct_gen.CLUSTERS))
+    sacct.add_argument("--jobs", required=True, type=positive_int,
+                       help="submissions; array tasks count")
+    sacct.add_argument("--seed", required=True, type=int)
+    sacct.add_argument("--start", default=SAMPLE_START, type=iso_date,
+                       help="first day, local time (YYYY-MM-DD)")
+    sacct.add_argument("--end", default=SAMPLE_END, type=iso_date,
+                       help="day after the last, local time")
+    sacct.add_argument("--out", required=True, help="folder for the sacct-*.psv/.txt files")
+    sacct.add_argument("--split", choices=("month", "none"), default="month")
+    sacct.add_argument("--expected", help="also write EXPECTED.json-style statistics here")
+    sacct.set_defaults(handler=cmd_sacct)
+    sample = commands.add_parser("sample", help="write the committed sample (both clusters)")
+    sample.add_argument("--out", required=True)
+    sample.set_defaults(handler=cmd_sample)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command == "sacct" and args.end <= args.start:
+        parser.error("--end must be after --start")
+    return args.handler(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
