@@ -7,9 +7,10 @@
 ``sample`` writes exactly the committed sample (both clusters, fixed seeds, Q3 2026) plus
 ``EXPECTED.json``: per file the data/job/step line counts, job states, nordic energy flags and
 the 1-based line numbers (header included) of the deliberately bad lines. The simulation and the
-list of bad-line kinds live in ``sacct_gen.py``. Standard library only; memory stays flat for any
-``--jobs`` because jobs are written one at a time. ``--jobs`` counts submissions with every array
-task counted as one job; a dump has about 3 lines per job (3.1 in the sample).
+list of bad-line kinds live in the ``sacct`` package next to this file. Standard library only;
+memory stays flat for any ``--jobs`` because jobs are written one at a time. ``--jobs`` counts
+submissions with every array task counted as one job; a dump has about 3 lines per job (3.1 in
+the sample).
 """
 
 from __future__ import annotations
@@ -23,9 +24,9 @@ import time
 from datetime import date
 
 if __package__:
-    from . import sacct_gen
-else:  # run as a script: python benchmarks/generate.py
-    import sacct_gen
+    from . import sacct
+else:  # run as a script: python benchmarks/generate.py (Python puts this folder on sys.path)
+    import sacct
 
 SAMPLE_START, SAMPLE_END = "2026-07-01", "2026-10-01"
 SAMPLE_RUNS = (("atlas", 3000, 20260701), ("nordic", 1000, 20260702))  # cluster, jobs, seed
@@ -39,7 +40,7 @@ def expected_manifest(command: str, runs: list[tuple[str, list]]) -> dict:
             files[f"{prefix}{stats.path}"] = stats.as_dict()
     return {
         "generator": command,
-        "bad_line_kinds": list(sacct_gen.BAD_LINE_KINDS),
+        "bad_line_kinds": list(sacct.BAD_LINE_KINDS),
         "notes": "data_lines excludes the header; bad line numbers count the header as line 1.",
         "files": files,
     }
@@ -51,13 +52,13 @@ def write_json(path: str, payload: dict) -> None:
         handle.write("\n")
 
 
-def report(cluster: str, result: sacct_gen.DumpResult, seconds: float) -> None:
+def report(cluster: str, result: sacct.DumpResult, seconds: float) -> None:
     lines = sum(stats.data_lines + stats.header_lines for stats in result.files)
     rate = lines / seconds if seconds else float("inf")
     print(f"{cluster}: {len(result.files)} file(s), {lines:,} lines in {seconds:.2f} s "
           f"({rate:,.0f} lines/s)", file=sys.stderr)
     if result.oversubscribed_starts:
-        max_days = sacct_gen.MAX_QUEUE_WAIT_S // sacct_gen.DAY_S
+        max_days = sacct.MAX_QUEUE_WAIT_S // sacct.DAY_S
         print(f"{cluster}: {result.oversubscribed_starts:,} jobs waited longer than {max_days} "
               "days and were started on busy nodes (more jobs than the cluster can run)",
               file=sys.stderr)
@@ -65,8 +66,8 @@ def report(cluster: str, result: sacct_gen.DumpResult, seconds: float) -> None:
 
 def cmd_sacct(args: argparse.Namespace) -> int:
     began = time.perf_counter()
-    result = sacct_gen.generate_dump(args.cluster, args.jobs, args.seed, args.start, args.end,
-                                     args.out, args.split)
+    result = sacct.generate_dump(args.cluster, args.jobs, args.seed, args.start, args.end,
+                                 args.out, args.split)
     report(args.cluster, result, time.perf_counter() - began)
     if args.expected:
         command = (f"generate.py sacct --cluster {args.cluster} --jobs {args.jobs} "
@@ -87,8 +88,8 @@ def cmd_sample(args: argparse.Namespace) -> int:
         folder = os.path.join(args.out, cluster)
         remove_old_dumps(folder)
         began = time.perf_counter()
-        result = sacct_gen.generate_dump(cluster, n_jobs, seed, SAMPLE_START, SAMPLE_END, folder,
-                                         "month")
+        result = sacct.generate_dump(cluster, n_jobs, seed, SAMPLE_START, SAMPLE_END, folder,
+                                     "month")
         report(cluster, result, time.perf_counter() - began)
         if result.oversubscribed_starts:
             raise SystemExit("the committed sample must never oversubscribe a node")
@@ -116,19 +117,19 @@ def iso_date(text: str) -> str:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
-    sacct = commands.add_parser("sacct", help="one cluster's dump with your own size and seed")
-    sacct.add_argument("--cluster", required=True, choices=sorted(sacct_gen.CLUSTERS))
-    sacct.add_argument("--jobs", required=True, type=positive_int,
-                       help="submissions; array tasks count")
-    sacct.add_argument("--seed", required=True, type=int)
-    sacct.add_argument("--start", default=SAMPLE_START, type=iso_date,
-                       help="first day, local time (YYYY-MM-DD)")
-    sacct.add_argument("--end", default=SAMPLE_END, type=iso_date,
-                       help="day after the last, local time")
-    sacct.add_argument("--out", required=True, help="folder for the sacct-*.psv/.txt files")
-    sacct.add_argument("--split", choices=("month", "none"), default="month")
-    sacct.add_argument("--expected", help="also write EXPECTED.json-style statistics here")
-    sacct.set_defaults(handler=cmd_sacct)
+    sacct_cmd = commands.add_parser("sacct", help="one cluster's dump with your own size and seed")
+    sacct_cmd.add_argument("--cluster", required=True, choices=sorted(sacct.CLUSTERS))
+    sacct_cmd.add_argument("--jobs", required=True, type=positive_int,
+                           help="submissions; array tasks count")
+    sacct_cmd.add_argument("--seed", required=True, type=int)
+    sacct_cmd.add_argument("--start", default=SAMPLE_START, type=iso_date,
+                           help="first day, local time (YYYY-MM-DD)")
+    sacct_cmd.add_argument("--end", default=SAMPLE_END, type=iso_date,
+                           help="day after the last, local time")
+    sacct_cmd.add_argument("--out", required=True, help="folder for the sacct-*.psv/.txt files")
+    sacct_cmd.add_argument("--split", choices=("month", "none"), default="month")
+    sacct_cmd.add_argument("--expected", help="also write EXPECTED.json-style statistics here")
+    sacct_cmd.set_defaults(handler=cmd_sacct)
     sample = commands.add_parser("sample", help="write the committed sample (both clusters)")
     sample.add_argument("--out", required=True)
     sample.set_defaults(handler=cmd_sample)
