@@ -203,6 +203,13 @@ class Config(_Strict):
     def resolve(self, path: str) -> Path:
         return (self.base_dir / path).resolve() if not Path(path).is_absolute() else Path(path)
 
+    def display_path(self, path: Path) -> str:
+        """A file's name in ledgers and reports: relative to the config file when below it."""
+        try:
+            return path.resolve().relative_to(self.base_dir).as_posix()
+        except ValueError:
+            return path.resolve().as_posix()
+
 
 def load_config(path: Path) -> Config:
     """Read and validate a TOML config; raise ConfigError naming the file and key."""

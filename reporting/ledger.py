@@ -23,7 +23,10 @@ from reporting.factors import FACTOR_COLUMNS
 from reporting.schema import LEDGER_COLUMNS, LEDGER_SCHEMA, empty_quarantine
 
 PART_NAME = "part-0.parquet"
-FACTORS_FILE = "factors.csv"
+# `day` lives in the folder name (hive style), not in the file, so pyarrow, DuckDB or Spark can
+# read the folder with hive partitioning without a clash between the two.
+FILE_SCHEMA = pa.schema([f for f in LEDGER_SCHEMA if f.name != "day"])
+FACTORS_FILE = "_factors.csv"  # leading _: dataset readers skip it
 
 
 def partition_path(root: Path, day: date) -> Path:
@@ -55,13 +58,13 @@ def _days_holding(root: Path, source_files: set[str]) -> set[date]:
     for path in _partitions(root):
         files = pq.read_table(path, columns=["source_file"]).column("source_file").to_pylist()
         if source_files.intersection(files):
-            days.add(date.fromisoformat(path.parent.name.removeprefix("day=")))
+            days.add(_day_of(path))
     return days
 
 
 def _write_atomic(path: Path, frame: pd.DataFrame) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    table = pa.Table.from_pandas(frame[LEDGER_COLUMNS], schema=LEDGER_SCHEMA, preserve_index=False)
+    table = pa.Table.from_pandas(frame[FILE_SCHEMA.names], schema=FILE_SCHEMA, preserve_index=False)
     table = table.replace_schema_metadata(None)
     tmp = path.with_name(f".{path.name}.tmp")
     pq.write_table(table, tmp, compression="zstd", write_statistics=True)
@@ -78,20 +81,33 @@ def _partitions(root: Path) -> list[Path]:
     return sorted(root.glob(f"day=*/{PART_NAME}")) if root.exists() else []
 
 
+def _day_of(path: Path) -> date:
+    return date.fromisoformat(path.parent.name.removeprefix("day="))
+
+
+def _read_file(path: Path, columns: list[str] | None = None) -> pa.Table:
+    """One partition file with its `day` column restored from the folder name."""
+    wanted = [c for c in (columns or LEDGER_COLUMNS) if c != "day"]
+    table = pq.read_table(path, columns=wanted, schema=FILE_SCHEMA)
+    day = pa.array([_day_of(path)] * table.num_rows, type=pa.date32())
+    table = table.append_column("day", day)
+    return table.select(columns or LEDGER_COLUMNS)
+
+
 def read_partition(path: Path) -> pd.DataFrame:
     if not path.exists():
         return pd.DataFrame({c: pd.Series(dtype=object) for c in LEDGER_COLUMNS})
-    return pq.read_table(path, schema=LEDGER_SCHEMA).to_pandas()
+    return _read_file(path).to_pandas()
 
 
 def read_ledger(root: Path, start: date, end: date, columns: list[str] | None = None) -> pd.DataFrame:
     """Ledger rows of days start..end (inclusive), reading only those partitions and columns."""
-    paths = [p for p in _partitions(root) if start <= date.fromisoformat(p.parent.name[4:]) <= end]
+    paths = [p for p in _partitions(root) if start <= _day_of(p) <= end]
     schema = pa.schema([LEDGER_SCHEMA.field(c) for c in columns]) if columns else LEDGER_SCHEMA
     if not paths:
         return schema.empty_table().to_pandas()
     try:
-        tables = [pq.read_table(p, columns=columns, schema=LEDGER_SCHEMA) for p in paths]
+        tables = [_read_file(p, columns) for p in paths]
     except (OSError, pa.ArrowInvalid) as exc:
         raise InputError(f"{root}: ledger cannot be read ({exc}). Re-run the affected dates.") from exc
     return pa.concat_tables(tables).to_pandas()
@@ -119,8 +135,8 @@ def read_factors(root: Path) -> pd.DataFrame:
     return frame
 
 
-INTAKE_FILE = "intake.json"
-QUARANTINE_FILE = "quarantine.parquet"
+INTAKE_FILE = "_intake.json"
+QUARANTINE_FILE = "_quarantine.parquet"
 
 
 def write_intake(root: Path, intake: dict[str, dict[str, object]], quarantine: pd.DataFrame) -> None:

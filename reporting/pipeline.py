@@ -40,7 +40,8 @@ class RunResult:
     out_dir: Path
 
 
-def input_paths(config: Config, index: int, spec: Input) -> list[Path]:
+def input_paths(config: Config, index: int, spec: Input) -> dict[str, Path]:
+    """Files of an input, named by their path relative to the config file (portable in reports)."""
     pattern = config.resolve(spec.path)
     paths = sorted(p for p in pattern.parent.glob(pattern.name) if p.is_file()) if pattern.parent.is_dir() else []
     if not paths:
@@ -48,7 +49,7 @@ def input_paths(config: Config, index: int, spec: Input) -> list[Path]:
             f"inputs[{index}].path: no file matches {str(pattern)!r}. Check the path "
             "(it is relative to the config file) or remove the input."
         )
-    return paths
+    return {config.display_path(p): p for p in paths}
 
 
 def ingest(config: Config) -> Intake:

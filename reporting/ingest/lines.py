@@ -34,7 +34,7 @@ def read_bytes(path: Path) -> bytes:
 
 
 def split_delimited(
-    path: Path, *, delimiter: str | None, fields: list[str] | None, header_marker: str
+    path: Path, *, delimiter: str | None, fields: list[str] | None, header_marker: str, source_name: str
 ) -> SplitLines:
     """Split a delimited dump; with `fields` it has no header, else its first line is the header.
 
@@ -68,7 +68,7 @@ def split_delimited(
     records = pd.DataFrame(good, columns=[*header, "line", "raw"], dtype=object)
     records["line"] = records["line"].astype("int64")
     quarantine = quarantine_frame(
-        source_file=str(path),
+        source_file=source_name,
         line=[b[0] for b in bad],
         raw=[b[1] for b in bad],
         check=[b[2] for b in bad],

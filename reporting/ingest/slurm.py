@@ -48,15 +48,15 @@ class SlurmRead:
     rows_read: dict[str, int]  # per source file
 
 
-def read_slurm(paths: list[Path], *, site: str, timezone: str, delimiter: str | None,
+def read_slurm(paths: dict[str, Path], *, site: str, timezone: str, delimiter: str | None,
                fields: list[str] | None, resolve_gpu: GpuResolver) -> SlurmRead:  # fmt: skip
-    """Read every dump of one input; duplicates across files are resolved to one run each."""
+    """Read every dump of one input (source name → path); a run in several dumps is kept once."""
     usages, quarantines, rows_read = [], [], {}
-    for path in paths:
-        split = split_delimited(path, delimiter=delimiter, fields=fields, header_marker="JobID")
-        rows_read[str(path)] = split.rows_read
+    for name, path in paths.items():
+        split = split_delimited(path, delimiter=delimiter, fields=fields, header_marker="JobID", source_name=name)
+        rows_read[name] = split.rows_read
         records = _canonical(split.records, path)
-        usage, quarantine = _jobs_with_steps(records, str(path), site, timezone, resolve_gpu)
+        usage, quarantine = _jobs_with_steps(records, name, site, timezone, resolve_gpu)
         usages.append(usage)
         quarantines += [split.quarantine, quarantine]
     usage = pd.concat(usages, ignore_index=True) if usages else pd.DataFrame(columns=USAGE_COLUMNS)
@@ -106,12 +106,15 @@ def _with_run_keys(records: pd.DataFrame) -> pd.DataFrame:
 
     With `sacct --duplicates` a requeued job prints several job lines with the same JobID, each
     followed by its own `.batch`/`.extern` steps, so the id alone does not say which run a step
-    belongs to. Steps printed before any job line of their id get key `<id>#0` (orphans).
+    belongs to. Steps printed before any job line of a requeued id get key `<id>#0` (orphans).
     """
     ordered = records.sort_values("line")
     parent_id = ordered["job_id"].str.split(".", n=1).str[0]
     is_job = ~ordered["job_id"].str.contains(".", regex=False)
     run_number = is_job.astype("int64").groupby(parent_id).cumsum()
+    # An id with a single run owns its steps wherever they are printed (order-independent).
+    single_run = is_job.groupby(parent_id).transform("sum") == 1
+    run_number = run_number.where(~single_run, 1)
     return ordered.assign(parent_id=parent_id, run_key=parent_id + "#" + run_number.astype(str))
 
 

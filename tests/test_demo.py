@@ -1,0 +1,77 @@
+"""`greenops demo` on sample_logs/: a golden summary.json and the generator's known bad lines."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+
+ROOT = Path(__file__).parent.parent
+GREENOPS = Path(sys.executable).parent / "greenops"
+GOLDEN = Path(__file__).parent / "snapshots" / "demo_summary.json"
+EXPECTED = json.loads((ROOT / "sample_logs" / "slurm" / "EXPECTED.json").read_text())
+CHECK_FOR_KIND = {
+    "missing_field": {"field_count", "unparseable"},  # with --parsable's trailing '|' a lost field shifts the rest
+    "end_before_start": {"end_before_start"},
+    "unknown_gpu": {"unknown_gpu_model"},
+    "non_utf8": {"encoding"},
+    "bad_duration": {"unparseable"},
+}
+
+
+@pytest.fixture(scope="module")
+def demo_out(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("demo") / "out"
+    result = subprocess.run([str(GREENOPS), "demo", "--out", str(out)], cwd=ROOT, capture_output=True,
+                            text=True, timeout=600)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    return out
+
+
+def test_summary_matches_the_golden_file(demo_out: Path) -> None:
+    summary = json.loads((demo_out / "summary.json").read_text())
+    if os.environ.get("UPDATE_GOLDEN"):
+        GOLDEN.write_text(json.dumps(summary, indent=2, ensure_ascii=False) + "\n")
+    assert summary == json.loads(GOLDEN.read_text()), "review the diff; UPDATE_GOLDEN=1 rewrites the snapshot"
+
+
+def test_every_sample_line_is_accounted_for(demo_out: Path) -> None:
+    summary = json.loads((demo_out / "summary.json").read_text())
+    inputs = {i["source_file"].removeprefix("slurm/"): i for i in summary["inputs"]}
+    assert set(inputs) == set(EXPECTED["files"])
+    for name, expected in EXPECTED["files"].items():
+        stats = inputs[name]
+        assert stats["rows_read"] == expected["data_lines"], name
+        assert stats["rows_accepted"] + stats["rows_quarantined"] == stats["rows_read"], name
+
+
+def test_each_deliberate_bad_line_is_quarantined_with_the_right_check(demo_out: Path) -> None:
+    quarantine = pd.read_csv(demo_out / "quarantine.csv")
+    for name, expected in EXPECTED["files"].items():
+        mine = quarantine[quarantine["source_file"] == f"slurm/{name}"].set_index("line")
+        for bad in expected["bad_lines"]:
+            assert mine.loc[bad["line"], "check"] in CHECK_FOR_KIND[bad["kind"]], (name, bad)
+    # Everything else quarantined is a step of one of those jobs, never a good job.
+    assert set(quarantine["check"]) <= {c for s in CHECK_FOR_KIND.values() for c in s} | {"job_quarantined", "orphan_step"}
+
+
+def test_implausible_nordic_energy_is_rejected_and_missing_energy_is_modelled(demo_out: Path) -> None:
+    ledger = pq.read_table(demo_out / "ledger", columns=["usage_id", "site", "energy_method", "energy_note"]).to_pandas()
+    nordic = ledger[ledger["site"] == "nordic"].drop_duplicates("usage_id")
+    rejected = nordic["energy_note"].fillna("").str.contains("rejected as implausible")
+    implausible = sum(f["energy_flags"].get("implausible", 0) for f in EXPECTED["files"].values())
+    assert rejected.sum() == implausible
+    assert (nordic["energy_method"] == "measured").sum() > 0.8 * len(nordic)
+
+
+def test_report_files_are_written(demo_out: Path) -> None:
+    assert (demo_out / "report.pdf").read_bytes().startswith(b"%PDF-")
+    html = (demo_out / "report.html").read_text()
+    for team in ("foundation-models", "inference-platform", "unallocated"):
+        assert team in html
