@@ -55,23 +55,31 @@ def write_json(path: str, payload: dict) -> None:
 def report(cluster: str, result: sacct.DumpResult, seconds: float) -> None:
     lines = sum(stats.data_lines + stats.header_lines for stats in result.files)
     rate = lines / seconds if seconds else float("inf")
-    print(f"{cluster}: {len(result.files)} file(s), {lines:,} lines in {seconds:.2f} s "
-          f"({rate:,.0f} lines/s)", file=sys.stderr)
+    print(
+        f"{cluster}: {len(result.files)} file(s), {lines:,} lines in {seconds:.2f} s "
+        f"({rate:,.0f} lines/s)",
+        file=sys.stderr,
+    )
     if result.oversubscribed_starts:
         max_days = sacct.MAX_QUEUE_WAIT_S // sacct.DAY_S
-        print(f"{cluster}: {result.oversubscribed_starts:,} jobs waited longer than {max_days} "
-              "days and were started on busy nodes (more jobs than the cluster can run)",
-              file=sys.stderr)
+        print(
+            f"{cluster}: {result.oversubscribed_starts:,} jobs waited longer than {max_days} "
+            "days and were started on busy nodes (more jobs than the cluster can run)",
+            file=sys.stderr,
+        )
 
 
 def cmd_sacct(args: argparse.Namespace) -> int:
     began = time.perf_counter()
-    result = sacct.generate_dump(args.cluster, args.jobs, args.seed, args.start, args.end,
-                                 args.out, args.split)
+    result = sacct.generate_dump(
+        args.cluster, args.jobs, args.seed, args.start, args.end, args.out, args.split
+    )
     report(args.cluster, result, time.perf_counter() - began)
     if args.expected:
-        command = (f"generate.py sacct --cluster {args.cluster} --jobs {args.jobs} "
-                   f"--seed {args.seed} --start {args.start} --end {args.end} --split {args.split}")
+        command = (
+            f"generate.py sacct --cluster {args.cluster} --jobs {args.jobs} "
+            f"--seed {args.seed} --start {args.start} --end {args.end} --split {args.split}"
+        )
         write_json(args.expected, expected_manifest(command, [("", result.files)]))
     return 0
 
@@ -88,14 +96,16 @@ def cmd_sample(args: argparse.Namespace) -> int:
         folder = os.path.join(args.out, cluster)
         remove_old_dumps(folder)
         began = time.perf_counter()
-        result = sacct.generate_dump(cluster, n_jobs, seed, SAMPLE_START, SAMPLE_END, folder,
-                                     "month")
+        result = sacct.generate_dump(
+            cluster, n_jobs, seed, SAMPLE_START, SAMPLE_END, folder, "month"
+        )
         report(cluster, result, time.perf_counter() - began)
         if result.oversubscribed_starts:
             raise SystemExit("the committed sample must never oversubscribe a node")
         runs.append((f"{cluster}/", result.files))
-    write_json(os.path.join(args.out, "EXPECTED.json"),
-               expected_manifest("generate.py sample", runs))
+    write_json(
+        os.path.join(args.out, "EXPECTED.json"), expected_manifest("generate.py sample", runs)
+    )
     return 0
 
 
@@ -119,13 +129,16 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
     sacct_cmd = commands.add_parser("sacct", help="one cluster's dump with your own size and seed")
     sacct_cmd.add_argument("--cluster", required=True, choices=sorted(sacct.CLUSTERS))
-    sacct_cmd.add_argument("--jobs", required=True, type=positive_int,
-                           help="submissions; array tasks count")
+    sacct_cmd.add_argument(
+        "--jobs", required=True, type=positive_int, help="submissions; array tasks count"
+    )
     sacct_cmd.add_argument("--seed", required=True, type=int)
-    sacct_cmd.add_argument("--start", default=SAMPLE_START, type=iso_date,
-                           help="first day, local time (YYYY-MM-DD)")
-    sacct_cmd.add_argument("--end", default=SAMPLE_END, type=iso_date,
-                           help="day after the last, local time")
+    sacct_cmd.add_argument(
+        "--start", default=SAMPLE_START, type=iso_date, help="first day, local time (YYYY-MM-DD)"
+    )
+    sacct_cmd.add_argument(
+        "--end", default=SAMPLE_END, type=iso_date, help="day after the last, local time"
+    )
     sacct_cmd.add_argument("--out", required=True, help="folder for the sacct-*.psv/.txt files")
     sacct_cmd.add_argument("--split", choices=("month", "none"), default="month")
     sacct_cmd.add_argument("--expected", help="also write EXPECTED.json-style statistics here")

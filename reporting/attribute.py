@@ -21,9 +21,15 @@ from reporting.site_params import parameters
 
 S_PER_HOUR = 3_600
 LINEAR_COLUMNS = (
-    "it_energy_kwh", "facility_energy_kwh", "co2e_location_kg", "co2e_market_kg",
-    "co2e_embodied_kg", "cost", "gpu_hours", "cpu_core_hours",
-)  # fmt: skip
+    "it_energy_kwh",
+    "facility_energy_kwh",
+    "co2e_location_kg",
+    "co2e_market_kg",
+    "co2e_embodied_kg",
+    "cost",
+    "gpu_hours",
+    "cpu_core_hours",
+)
 
 
 @dataclass(frozen=True)
@@ -53,17 +59,26 @@ def _per_run(runs: pd.DataFrame, params: pd.DataFrame, config: Config) -> pd.Dat
     gpu_hours = runs["n_gpus"].fillna(0) * hours
     core_hours = runs["n_cpus"].fillna(0) * hours
     frame = runs.assign(
-        it_energy_kwh=it["it_energy_kwh"], facility_energy_kwh=facility_kwh,
-        energy_method=it["energy_method"], energy_note=_energy_notes(runs, it),
-        gpu_hours=gpu_hours, cpu_core_hours=core_hours,
+        it_energy_kwh=it["it_energy_kwh"],
+        facility_energy_kwh=facility_kwh,
+        energy_method=it["energy_method"],
+        energy_note=_energy_notes(runs, it),
+        gpu_hours=gpu_hours,
+        cpu_core_hours=core_hours,
         **params.drop(columns=["currency", "rate_card_id"]),
         **carbon.operational_co2e(facility_kwh, params),
         **carbon.embodied_co2e(gpu_hours, core_hours, params),
-        **cost.rate_card_cost(gpu_hours, core_hours, runs["mem_requested_gb"] * hours, facility_kwh, params),
-    )  # fmt: skip
+        **cost.rate_card_cost(
+            gpu_hours, core_hours, runs["mem_requested_gb"] * hours, facility_kwh, params
+        ),
+    )
     modelled = frame["energy_method"] == "modelled"
-    frame["gpu_util_factor_id"] = frame["gpu_util_factor_id"].where(it["gpu_util_defaulted"] & modelled)
-    frame["gpu_power_factor_id"] = frame["gpu_power_factor_id"].where(modelled & (runs["n_gpus"] > 0))
+    frame["gpu_util_factor_id"] = frame["gpu_util_factor_id"].where(
+        it["gpu_util_defaulted"] & modelled
+    )
+    frame["gpu_power_factor_id"] = frame["gpu_power_factor_id"].where(
+        modelled & (runs["n_gpus"] > 0)
+    )
     frame["cpu_power_factor_id"] = frame["cpu_power_factor_id"].where(modelled)
     frame["memory_factor_id"] = frame["memory_factor_id"].where(modelled)
     frame["scope"] = "2"
@@ -74,8 +89,10 @@ def _energy_notes(runs: pd.DataFrame, it: pd.DataFrame) -> pd.Series:
     """Why a row's energy is what it is, where that is not the plain case."""
     notes = pd.Series(None, index=runs.index, dtype=object)
     rejected = it["measured_energy_rejected"]
-    notes[rejected] = [f"measured {kwh:.6g} kWh rejected as implausible; modelled instead"
-                       for kwh in runs.loc[rejected, "measured_energy_kwh"]]  # fmt: skip
+    notes[rejected] = [
+        f"measured {kwh:.6g} kWh rejected as implausible; modelled instead"
+        for kwh in runs.loc[rejected, "measured_energy_kwh"]
+    ]
     cpu = it["cpu_util_defaulted"] & ~rejected
     notes[cpu] = "no TotalCPU: CPUs modelled at full load"
     memory = it["memory_unknown"]
@@ -91,14 +108,24 @@ def split_by_day(per_run: pd.DataFrame) -> pd.DataFrame:
     last_day = (end - pd.Timedelta(seconds=1)).dt.floor("D").where(end > start, end.dt.floor("D"))
     n_days = ((last_day - first_day).dt.days + 1).clip(lower=1).astype("int64")
     sliced = per_run.loc[per_run.index.repeat(n_days)].copy()
-    offset = np.concatenate([np.arange(n) for n in n_days]) if len(n_days) else np.array([], dtype="int64")
+    offset = (
+        np.concatenate([np.arange(n) for n in n_days])
+        if len(n_days)
+        else np.array([], dtype="int64")
+    )
     day = first_day.loc[sliced.index] + pd.to_timedelta(offset, unit="D")
-    run_start, run_end, next_day = start.loc[sliced.index], end.loc[sliced.index], day + pd.Timedelta(days=1)
+    run_start, run_end, next_day = (
+        start.loc[sliced.index],
+        end.loc[sliced.index],
+        day + pd.Timedelta(days=1),
+    )
     slice_start = run_start.where(run_start > day, day)
     slice_end = run_end.where(run_end < next_day, next_day)
     window_s = (end - start).dt.total_seconds().loc[sliced.index]
     ratio = ((slice_end - slice_start).dt.total_seconds() / window_s).where(window_s > 0, 1.0)
-    sliced = sliced.assign(day=day.dt.date, slice_start_at=slice_start, slice_end_at=slice_end, slice_ratio=ratio)
+    sliced = sliced.assign(
+        day=day.dt.date, slice_start_at=slice_start, slice_end_at=slice_end, slice_ratio=ratio
+    )
     for column in LINEAR_COLUMNS:
         sliced[column] = sliced[column] * ratio
     return sliced.reset_index(drop=True)
@@ -112,5 +139,7 @@ def _to_ledger(sliced: pd.DataFrame, run_id: str) -> pd.DataFrame:
     ordered = ledger[LEDGER_COLUMNS].sort_values(["day", "usage_id"], kind="stable")
     for field in LEDGER_SCHEMA:
         if str(field.type) == "string":
-            ordered[field.name] = ordered[field.name].astype(object).where(ordered[field.name].notna(), None)
+            ordered[field.name] = (
+                ordered[field.name].astype(object).where(ordered[field.name].notna(), None)
+            )
     return ordered.reset_index(drop=True)

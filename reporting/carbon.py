@@ -13,13 +13,17 @@ G_PER_KG = 1_000
 
 def operational_co2e(facility_energy_kwh: pd.Series, params: pd.DataFrame) -> pd.DataFrame:
     """co2e_location_kg and co2e_market_kg from facility kWh and the row's grid factors."""
-    return pd.DataFrame({
-        "co2e_location_kg": facility_energy_kwh * params["grid_intensity_g_per_kwh"] / G_PER_KG,
-        "co2e_market_kg": facility_energy_kwh * params["market_intensity_g_per_kwh"] / G_PER_KG,
-    })  # fmt: skip
+    return pd.DataFrame(
+        {
+            "co2e_location_kg": facility_energy_kwh * params["grid_intensity_g_per_kwh"] / G_PER_KG,
+            "co2e_market_kg": facility_energy_kwh * params["market_intensity_g_per_kwh"] / G_PER_KG,
+        }
+    )
 
 
-def embodied_co2e(gpu_hours: pd.Series, cpu_core_hours: pd.Series, params: pd.DataFrame) -> pd.DataFrame:
+def embodied_co2e(
+    gpu_hours: pd.Series, cpu_core_hours: pd.Series, params: pd.DataFrame
+) -> pd.DataFrame:
     """Amortised hardware emissions: GPU jobs per GPU-hour (the GPU server includes its CPUs),
     CPU-only jobs per core-hour."""
     gpu_job = gpu_hours > 0

@@ -41,8 +41,12 @@ class Methodology(_Strict):
     grid_intensity_g_per_kwh: NonNegative | None = None  # replaces the grid_zone table value
     embodied_kg_per_gpu_hour: NonNegative | None = None  # amortised hardware emissions per GPU-hour
     embodied_kg_per_core_hour: NonNegative | None = None  # ... per CPU core-hour of CPU-only jobs
-    max_node_power_w: Positive | None = None  # measured energy above this mean W per node is rejected
-    source: str | None = None  # where the overriding values come from (shown in the factor register)
+    max_node_power_w: Positive | None = (
+        None  # measured energy above this mean W per node is rejected
+    )
+    source: str | None = (
+        None  # where the overriding values come from (shown in the factor register)
+    )
 
     @model_validator(mode="after")
     def _overrides_need_a_source(self) -> Methodology:
@@ -109,7 +113,9 @@ class Site(_Strict):
         try:
             ZoneInfo(value)
         except (ZoneInfoNotFoundError, ValueError) as exc:
-            raise ValueError(f"unknown timezone {value!r} (use an IANA name such as 'Europe/Berlin')") from exc
+            raise ValueError(
+                f"unknown timezone {value!r} (use an IANA name such as 'Europe/Berlin')"
+            ) from exc
         return value
 
     @model_validator(mode="after")
@@ -165,7 +171,9 @@ class OwnerRule(_Strict):
         for attr in ("team", "model", "phase", "owner"):
             for name in re.findall(r"\{(\w*)\}", getattr(self, attr) or ""):
                 if name not in groups:
-                    raise ValueError(f"{attr} uses {{{name}}}, which is not a named group (?P<{name}>...) of `match`")
+                    raise ValueError(
+                        f"{attr} uses {{{name}}}, which is not a named group (?P<{name}>...) of `match`"
+                    )
         return self
 
 
@@ -216,7 +224,9 @@ def load_config(path: Path) -> Config:
     try:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise ConfigError(f"{path}: config file not found. Pass --config with an existing file.") from None
+        raise ConfigError(
+            f"{path}: config file not found. Pass --config with an existing file."
+        ) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: cannot read config file ({exc}).") from exc
     except tomllib.TOMLDecodeError as exc:
@@ -234,7 +244,9 @@ def parse_config(raw: dict[str, Any], path: Path) -> Config:
         key = _key_path(first["loc"])
         message = _describe(first)
         more = f" (and {exc.error_count() - 1} more problems)" if exc.error_count() > 1 else ""
-        raise ConfigError(f"{path}: {key}: {message}{more}. See the config reference in README.md.") from None
+        raise ConfigError(
+            f"{path}: {key}: {message}{more}. See the config reference in README.md."
+        ) from None
 
 
 def _key_path(loc: tuple[int | str, ...]) -> str:
@@ -254,6 +266,8 @@ def _describe(error: Any) -> str:
         return "required key is missing"
     message = str(error["msg"]).removeprefix("Value error, ")
     value = error.get("input")
-    if error["type"] not in ("value_error", "assertion_error") and not isinstance(value, (dict, list)):
+    if error["type"] not in ("value_error", "assertion_error") and not isinstance(
+        value, (dict, list)
+    ):
         message += f" (got {value!r})"
     return message

@@ -10,8 +10,13 @@ import numpy as np
 import pandas as pd
 
 
-def rate_card_cost(gpu_hours: pd.Series, cpu_core_hours: pd.Series, mem_gb_hours: pd.Series,
-                   facility_energy_kwh: pd.Series, params: pd.DataFrame) -> pd.DataFrame:  # fmt: skip
+def rate_card_cost(
+    gpu_hours: pd.Series,
+    cpu_core_hours: pd.Series,
+    mem_gb_hours: pd.Series,
+    facility_energy_kwh: pd.Series,
+    params: pd.DataFrame,
+) -> pd.DataFrame:
     """cost, currency and cost_basis for each row."""
     cost = (
         gpu_hours * params["rate_gpu_hour"]
@@ -20,9 +25,11 @@ def rate_card_cost(gpu_hours: pd.Series, cpu_core_hours: pd.Series, mem_gb_hours
         + facility_energy_kwh * params["rate_energy_per_kwh"]
     ).astype("float64")
     has_card = params["rate_card_id"].notna()
-    return pd.DataFrame({
-        "cost": cost.where(has_card),
-        "currency": params["currency"],
-        "cost_basis": np.where(has_card, "rate card", "none"),
-        "rate_card_id": params["rate_card_id"],
-    })  # fmt: skip
+    return pd.DataFrame(
+        {
+            "cost": cost.where(has_card),
+            "currency": params["currency"],
+            "cost_basis": np.where(has_card, "rate card", "none"),
+            "rate_card_id": params["rate_card_id"],
+        }
+    )

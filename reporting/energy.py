@@ -22,16 +22,26 @@ ENERGY_METHODS = ("measured", "telemetry", "modelled", "extrapolated", "none")
 def modelled_power_w(usage: pd.DataFrame, params: pd.DataFrame) -> pd.DataFrame:
     """GPU, CPU and memory power (W) of each row, and whether a default utilisation was used."""
     gpu_util = usage["gpu_util_ratio"].fillna(params["default_gpu_util_ratio"])
-    cpu_util = usage["cpu_util_ratio"].fillna(1.0)  # no TotalCPU: whole allocation busy (GreenAlgorithms)
-    gpu_w = usage["n_gpus"] * (params["gpu_min_w"] + gpu_util * (params["gpu_max_w"] - params["gpu_min_w"]))
-    cpu_w = usage["n_cpus"].fillna(0) * (params["cpu_min_w"] + cpu_util * (params["cpu_max_w"] - params["cpu_min_w"]))
+    cpu_util = usage["cpu_util_ratio"].fillna(
+        1.0
+    )  # no TotalCPU: whole allocation busy (GreenAlgorithms)
+    gpu_w = usage["n_gpus"] * (
+        params["gpu_min_w"] + gpu_util * (params["gpu_max_w"] - params["gpu_min_w"])
+    )
+    cpu_w = usage["n_cpus"].fillna(0) * (
+        params["cpu_min_w"] + cpu_util * (params["cpu_max_w"] - params["cpu_min_w"])
+    )
     memory_w = usage["mem_requested_gb"].fillna(0) * params["memory_w_per_gb"]
-    return pd.DataFrame({
-        "gpu_power_w": gpu_w, "cpu_power_w": cpu_w, "memory_power_w": memory_w,
-        "gpu_util_defaulted": (usage["n_gpus"] > 0) & usage["gpu_util_ratio"].isna(),
-        "cpu_util_defaulted": usage["cpu_util_ratio"].isna() & (usage["duration_s"] > 0),
-        "memory_unknown": usage["mem_requested_gb"].isna(),
-    })  # fmt: skip
+    return pd.DataFrame(
+        {
+            "gpu_power_w": gpu_w,
+            "cpu_power_w": cpu_w,
+            "memory_power_w": memory_w,
+            "gpu_util_defaulted": (usage["n_gpus"] > 0) & usage["gpu_util_ratio"].isna(),
+            "cpu_util_defaulted": usage["cpu_util_ratio"].isna() & (usage["duration_s"] > 0),
+            "memory_unknown": usage["mem_requested_gb"].isna(),
+        }
+    )
 
 
 def it_energy(usage: pd.DataFrame, params: pd.DataFrame) -> pd.DataFrame:
@@ -59,6 +69,9 @@ def _plausible_measurement(usage: pd.DataFrame, params: pd.DataFrame) -> pd.Seri
     """Measured energy whose mean power per node lies in (0, max_node_power_w]."""
     node_seconds = usage["duration_s"] * usage["n_nodes"].fillna(1).clip(lower=1)
     mean_node_w = usage["measured_energy_kwh"] * WH_PER_KWH * S_PER_HOUR / node_seconds
-    return usage["measured_energy_kwh"].notna() & (node_seconds > 0) & (mean_node_w > 0) & (
-        mean_node_w <= params["max_node_power_w"]
+    return (
+        usage["measured_energy_kwh"].notna()
+        & (node_seconds > 0)
+        & (mean_node_w > 0)
+        & (mean_node_w <= params["max_node_power_w"])
     )

@@ -49,14 +49,29 @@ def _year(text: str) -> int | None:
     return int(text[:4]) if text[:4].isdigit() else None
 
 
-def _row_factor(row: pd.Series, *, factor_id: str, kind: str, key: str, value: float, unit: str,
-                is_default: bool = False) -> Factor:  # fmt: skip
+def _row_factor(
+    row: pd.Series,
+    *,
+    factor_id: str,
+    kind: str,
+    key: str,
+    value: float,
+    unit: str,
+    is_default: bool = False,
+) -> Factor:
     return Factor(
-        factor_id=factor_id, kind=kind, key=key, value=float(value), unit=unit,
-        source=str(row.get("source", "")), year=_year(row.get("year", "")),
-        licence=str(row.get("licence", "")), url=str(row.get("url", "")),
-        is_default=is_default, notes=str(row.get("notes", "")),
-    )  # fmt: skip
+        factor_id=factor_id,
+        kind=kind,
+        key=key,
+        value=float(value),
+        unit=unit,
+        source=str(row.get("source", "")),
+        year=_year(row.get("year", "")),
+        licence=str(row.get("licence", "")),
+        url=str(row.get("url", "")),
+        is_default=is_default,
+        notes=str(row.get("notes", "")),
+    )
 
 
 def grid_factor(zone: str) -> Factor | None:
@@ -67,9 +82,13 @@ def grid_factor(zone: str) -> Factor | None:
         return None
     row = rows.assign(_y=rows["year"].map(_year)).sort_values("_y").iloc[-1]
     return _row_factor(
-        row, factor_id=f"grid:{zone}:{row['year']}", kind="grid_intensity", key=zone,
-        value=float(row["g_co2e_per_kwh"]), unit="g CO2e/kWh",
-    )  # fmt: skip
+        row,
+        factor_id=f"grid:{zone}:{row['year']}",
+        kind="grid_intensity",
+        key=zone,
+        value=float(row["g_co2e_per_kwh"]),
+        unit="g CO2e/kWh",
+    )
 
 
 def known_zones() -> list[str]:
@@ -91,11 +110,25 @@ def gpu_power_factors(model: str, *, is_default: bool = False) -> tuple[Factor, 
     row = table("gpu_power").set_index("model").loc[model]
     row = pd.concat([row, pd.Series({"model": model})])
     return (
-        _row_factor(row, factor_id=f"gpu_power:{model}:min", kind="gpu_power_min", key=model,
-                    value=float(row["min_w"]), unit="W per GPU", is_default=is_default),
-        _row_factor(row, factor_id=f"gpu_power:{model}:max", kind="gpu_power_max", key=model,
-                    value=float(row["max_w"]), unit="W per GPU", is_default=is_default),
-    )  # fmt: skip
+        _row_factor(
+            row,
+            factor_id=f"gpu_power:{model}:min",
+            kind="gpu_power_min",
+            key=model,
+            value=float(row["min_w"]),
+            unit="W per GPU",
+            is_default=is_default,
+        ),
+        _row_factor(
+            row,
+            factor_id=f"gpu_power:{model}:max",
+            kind="gpu_power_max",
+            key=model,
+            value=float(row["max_w"]),
+            unit="W per GPU",
+            is_default=is_default,
+        ),
+    )
 
 
 def cpu_models() -> dict[str, str]:
@@ -111,24 +144,52 @@ def cpu_power_factors(model: str, *, is_default: bool = False) -> tuple[Factor, 
     """(idle W, full-load W) per allocated CPU (hardware thread) of a CPU model."""
     row = table("cpu_power").set_index("model").loc[model]
     return (
-        _row_factor(row, factor_id=f"cpu_power:{model}:min", kind="cpu_power_min", key=model,
-                    value=float(row["min_w_per_thread"]), unit="W per CPU", is_default=is_default),
-        _row_factor(row, factor_id=f"cpu_power:{model}:max", kind="cpu_power_max", key=model,
-                    value=float(row["max_w_per_thread"]), unit="W per CPU", is_default=is_default),
-    )  # fmt: skip
+        _row_factor(
+            row,
+            factor_id=f"cpu_power:{model}:min",
+            kind="cpu_power_min",
+            key=model,
+            value=float(row["min_w_per_thread"]),
+            unit="W per CPU",
+            is_default=is_default,
+        ),
+        _row_factor(
+            row,
+            factor_id=f"cpu_power:{model}:max",
+            kind="cpu_power_max",
+            key=model,
+            value=float(row["max_w_per_thread"]),
+            unit="W per CPU",
+            is_default=is_default,
+        ),
+    )
 
 
 def method_factor(factor: str, *, is_default: bool = False) -> Factor:
     """A methodology constant from data/methodology.csv (memory W/GB, default utilisation...)."""
     row = table("methodology").set_index("id").loc[factor]
-    return _row_factor(row, factor_id=f"method:{factor}", kind=factor, key="all",
-                       value=float(row["value"]), unit=str(row["unit"]), is_default=is_default)  # fmt: skip
+    return _row_factor(
+        row,
+        factor_id=f"method:{factor}",
+        kind=factor,
+        key="all",
+        value=float(row["value"]),
+        unit=str(row["unit"]),
+        is_default=is_default,
+    )
 
 
 def pue_factor(scope: str, *, is_default: bool = True) -> Factor:
     row = table("pue").set_index("id").loc[scope]
-    return _row_factor(row, factor_id=f"pue:{scope}", kind="pue", key=scope,
-                       value=float(row["value"]), unit="ratio", is_default=is_default)  # fmt: skip
+    return _row_factor(
+        row,
+        factor_id=f"pue:{scope}",
+        kind="pue",
+        key=scope,
+        value=float(row["value"]),
+        unit="ratio",
+        is_default=is_default,
+    )
 
 
 def embodied_factor(item: str, per: str) -> Factor:
@@ -138,15 +199,26 @@ def embodied_factor(item: str, per: str) -> Factor:
     lifetime_h = float(row["lifetime_years"]) * HOURS_PER_YEAR
     kg_per_unit_hour = float(row["kg_co2e"]) / (units * lifetime_h)
     return _row_factor(
-        row, factor_id=f"embodied:{item}", kind="embodied", key=item, value=kg_per_unit_hour,
+        row,
+        factor_id=f"embodied:{item}",
+        kind="embodied",
+        key=item,
+        value=kg_per_unit_hour,
         unit=f"kg CO2e per {per} ({row['kg_co2e']} kg / {units:g} {per.split('-')[0]}s / {row['lifetime_years']} y)",
-    )  # fmt: skip
+    )
 
 
 def config_factor(key_path: str, kind: str, value: float, unit: str, source: str) -> Factor:
     """A value the user set in the config; its source is what the user wrote next to it."""
-    return Factor(factor_id=f"config:{key_path}", kind=kind, key=key_path, value=float(value),
-                  unit=unit, source=source, licence="user-supplied")  # fmt: skip
+    return Factor(
+        factor_id=f"config:{key_path}",
+        kind=kind,
+        key=key_path,
+        value=float(value),
+        unit=unit,
+        source=source,
+        licence="user-supplied",
+    )
 
 
 def register_frame(factors: list[Factor]) -> pd.DataFrame:

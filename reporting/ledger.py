@@ -43,7 +43,11 @@ def write_ledger(root: Path, rows: pd.DataFrame, source_files: Iterable[str]) ->
         path = partition_path(root, day)
         old = read_partition(path)
         keep = old[~old["usage_id"].isin(new_ids) & ~old["source_file"].isin(replaced_files)]
-        merged = pd.concat([keep, rows[rows["day"] == day]], ignore_index=True) if not keep.empty else rows[rows["day"] == day]
+        merged = (
+            pd.concat([keep, rows[rows["day"] == day]], ignore_index=True)
+            if not keep.empty
+            else rows[rows["day"] == day]
+        )
         if merged.empty:
             _remove(path)
             continue
@@ -100,7 +104,9 @@ def read_partition(path: Path) -> pd.DataFrame:
     return _read_file(path).to_pandas()
 
 
-def read_ledger(root: Path, start: date, end: date, columns: list[str] | None = None) -> pd.DataFrame:
+def read_ledger(
+    root: Path, start: date, end: date, columns: list[str] | None = None
+) -> pd.DataFrame:
     """Ledger rows of days start..end (inclusive), reading only those partitions and columns."""
     paths = [p for p in _partitions(root) if start <= _day_of(p) <= end]
     schema = pa.schema([LEDGER_SCHEMA.field(c) for c in columns]) if columns else LEDGER_SCHEMA
@@ -109,7 +115,9 @@ def read_ledger(root: Path, start: date, end: date, columns: list[str] | None = 
     try:
         tables = [_read_file(p, columns) for p in paths]
     except (OSError, pa.ArrowInvalid) as exc:
-        raise InputError(f"{root}: ledger cannot be read ({exc}). Re-run the affected dates.") from exc
+        raise InputError(
+            f"{root}: ledger cannot be read ({exc}). Re-run the affected dates."
+        ) from exc
     return pa.concat_tables(tables).to_pandas()
 
 
@@ -117,7 +125,9 @@ def write_factors(root: Path, register: pd.DataFrame) -> None:
     """Merge this run's factors into the ledger's factor register (by factor_id), atomically."""
     path = root / FACTORS_FILE
     old = read_factors(root)
-    merged = pd.concat([old[~old["factor_id"].isin(register["factor_id"])], register], ignore_index=True)
+    merged = pd.concat(
+        [old[~old["factor_id"].isin(register["factor_id"])], register], ignore_index=True
+    )
     root.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
     merged.sort_values("factor_id").to_csv(tmp, index=False, lineterminator="\n")
@@ -128,8 +138,20 @@ def read_factors(root: Path) -> pd.DataFrame:
     path = root / FACTORS_FILE
     if not path.exists():
         return pd.DataFrame(columns=FACTOR_COLUMNS)
-    frame = pd.read_csv(path, dtype={"factor_id": str, "key": str, "source": str, "url": str, "notes": str,
-                                     "licence": str, "unit": str, "kind": str}, keep_default_na=False)  # fmt: skip
+    frame = pd.read_csv(
+        path,
+        dtype={
+            "factor_id": str,
+            "key": str,
+            "source": str,
+            "url": str,
+            "notes": str,
+            "licence": str,
+            "unit": str,
+            "kind": str,
+        },
+        keep_default_na=False,
+    )
     frame["year"] = pd.to_numeric(frame["year"], errors="coerce").astype("Int64")
     frame["is_default"] = frame["is_default"].astype(str).str.lower() == "true"
     return frame
@@ -139,20 +161,28 @@ INTAKE_FILE = "_intake.json"
 QUARANTINE_FILE = "_quarantine.parquet"
 
 
-def write_intake(root: Path, intake: dict[str, dict[str, object]], quarantine: pd.DataFrame) -> None:
+def write_intake(
+    root: Path, intake: dict[str, dict[str, object]], quarantine: pd.DataFrame
+) -> None:
     """Per input file: what was read, accepted, quarantined, left waiting; replaces those files' records."""
 
     old = read_intake(root)
     merged = {**old, **intake}
     root.mkdir(parents=True, exist_ok=True)
     tmp = root / f".{INTAKE_FILE}.tmp"
-    tmp.write_text(json.dumps(dict(sorted(merged.items())), indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    tmp.write_text(
+        json.dumps(dict(sorted(merged.items())), indent=2, sort_keys=True) + "\n", encoding="utf-8"
+    )
     os.replace(tmp, root / INTAKE_FILE)
     old_q = read_quarantine(root)
     kept = old_q[~old_q["source_file"].isin(intake)]
-    rows = pd.concat([kept, quarantine], ignore_index=True).sort_values(["source_file", "line", "check"], kind="stable")
+    rows = pd.concat([kept, quarantine], ignore_index=True).sort_values(
+        ["source_file", "line", "check"], kind="stable"
+    )
     tmp_q = root / f".{QUARANTINE_FILE}.tmp"
-    pq.write_table(pa.Table.from_pandas(rows, preserve_index=False).replace_schema_metadata(None), tmp_q)
+    pq.write_table(
+        pa.Table.from_pandas(rows, preserve_index=False).replace_schema_metadata(None), tmp_q
+    )
     os.replace(tmp_q, root / QUARANTINE_FILE)
 
 

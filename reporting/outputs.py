@@ -48,10 +48,17 @@ def _write_text(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-def write_all(out_dir: Path, summary: dict[str, Any], context: dict[str, Any], quarantine: pd.DataFrame) -> None:
+def write_all(
+    out_dir: Path, summary: dict[str, Any], context: dict[str, Any], quarantine: pd.DataFrame
+) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
-    _write_text(out_dir / "summary.json", json.dumps(summary, indent=2, sort_keys=False, ensure_ascii=False) + "\n")
-    _write_text(out_dir / "quarantine.csv", csv_safe(quarantine).to_csv(index=False, lineterminator="\n"))
+    _write_text(
+        out_dir / "summary.json",
+        json.dumps(summary, indent=2, sort_keys=False, ensure_ascii=False) + "\n",
+    )
+    _write_text(
+        out_dir / "quarantine.csv", csv_safe(quarantine).to_csv(index=False, lineterminator="\n")
+    )
     html = report.render_html(context)
     report.write_html(html, out_dir / "report.html")
     report.write_pdf(html, out_dir / "report.pdf")

@@ -39,7 +39,9 @@ def _match(usage: pd.DataFrame, rule: OwnerRule) -> tuple[pd.Series, pd.DataFram
     for field, pattern in rule.match.items():
         text = usage[field].astype(object).where(usage[field].notna(), "").astype(str)
         compiled = re.compile(pattern)
-        matched &= pd.Series([compiled.search(t) is not None for t in text], index=usage.index, dtype=bool)
+        matched &= pd.Series(
+            [compiled.search(t) is not None for t in text], index=usage.index, dtype=bool
+        )
         if compiled.groupindex:
             named = text.str.extract(compiled)[list(compiled.groupindex)]
             groups = pd.concat([groups, named.loc[:, ~named.columns.isin(groups.columns)]], axis=1)
@@ -54,6 +56,8 @@ def _fill(template: str, groups: pd.DataFrame) -> pd.Series:
         result = result + literal
         if field:
             if field not in groups.columns:
-                raise ValueError(f"owner rule value {template!r} uses {{{field}}}, which its regex does not capture")
+                raise ValueError(
+                    f"owner rule value {template!r} uses {{{field}}}, which its regex does not capture"
+                )
             result = result + groups[field]
     return result

@@ -17,10 +17,24 @@ from reporting import __version__
 from reporting.energy import ENERGY_METHODS
 
 FACTOR_ID_COLUMNS = (
-    "grid_factor_id", "market_factor_id", "gpu_power_factor_id", "cpu_power_factor_id",
-    "memory_factor_id", "gpu_util_factor_id", "pue_factor_id", "embodied_factor_id", "rate_card_id",
-)  # fmt: skip
-SUM_COLUMNS = ("it_energy_kwh", "facility_energy_kwh", "co2e_location_kg", "co2e_market_kg", "co2e_embodied_kg", "gpu_hours")
+    "grid_factor_id",
+    "market_factor_id",
+    "gpu_power_factor_id",
+    "cpu_power_factor_id",
+    "memory_factor_id",
+    "gpu_util_factor_id",
+    "pue_factor_id",
+    "embodied_factor_id",
+    "rate_card_id",
+)
+SUM_COLUMNS = (
+    "it_energy_kwh",
+    "facility_energy_kwh",
+    "co2e_location_kg",
+    "co2e_market_kg",
+    "co2e_embodied_kg",
+    "gpu_hours",
+)
 BREAKDOWNS = {"by_team": "team", "by_model": "model", "by_phase": "phase", "by_site": "site"}
 QUARANTINE_SAMPLE_ROWS = 20
 RAW_SAMPLE_CHARS = 200
@@ -54,10 +68,15 @@ def _breakdown(ledger: pd.DataFrame, key: str) -> list[dict[str, Any]]:
     total_kwh = ledger["facility_energy_kwh"].sum()
     rows = []
     for value, group in ledger.groupby(key, sort=True, dropna=False):
-        row: dict[str, Any] = {key: str(value), **{c: _round(group[c].sum()) for c in SUM_COLUMNS if c != "it_energy_kwh"}}
+        row: dict[str, Any] = {
+            key: str(value),
+            **{c: _round(group[c].sum()) for c in SUM_COLUMNS if c != "it_energy_kwh"},
+        }
         row["cost"] = _cost(group)
         row["jobs"] = int(group["usage_id"].nunique())
-        row["share_of_energy"] = _round(group["facility_energy_kwh"].sum() / total_kwh) if total_kwh > 0 else 0.0
+        row["share_of_energy"] = (
+            _round(group["facility_energy_kwh"].sum() / total_kwh) if total_kwh > 0 else 0.0
+        )
         rows.append(row)
     return sorted(rows, key=lambda r: (-r["facility_energy_kwh"], r[key]))
 
@@ -68,17 +87,31 @@ def _energy_methods(ledger: pd.DataFrame) -> dict[str, float]:
     return {m: _round(by_method.get(m, 0.0) / total) if total > 0 else 0.0 for m in ENERGY_METHODS}
 
 
-def build_summary(ledger: pd.DataFrame, period: Period, inputs: list[dict[str, Any]],
-                  gate_failures: list[str] | None = None) -> dict[str, Any]:  # fmt: skip
+def build_summary(
+    ledger: pd.DataFrame,
+    period: Period,
+    inputs: list[dict[str, Any]],
+    gate_failures: list[str] | None = None,
+) -> dict[str, Any]:
     """summary.json: the stable contract of DESIGN §5 (plus counts that explain it)."""
     return {
-        "period": {"start": period.start.isoformat(), "end": period.end.isoformat(), "label": period.label},
+        "period": {
+            "start": period.start.isoformat(),
+            "end": period.end.isoformat(),
+            "label": period.label,
+        },
         "totals": _totals(ledger),
         **{name: _breakdown(ledger, key) for name, key in BREAKDOWNS.items()},
         "inputs": inputs,
         "energy_methods": _energy_methods(ledger),
         # The efficiency audit is not part of this release: no rule has run, so nothing is found.
-        "findings": {"count": 0, "by_rule": {}, "wasted_energy_kwh": 0.0, "wasted_co2e_kg": 0.0, "audited": False},
+        "findings": {
+            "count": 0,
+            "by_rule": {},
+            "wasted_energy_kwh": 0.0,
+            "wasted_co2e_kg": 0.0,
+            "audited": False,
+        },
         "quality_gate": {"passed": not gate_failures, "failures": list(gate_failures or [])},
     }
 
@@ -93,19 +126,30 @@ def factor_register(ledger: pd.DataFrame, factors: pd.DataFrame) -> list[dict[st
     counts = factor_usage(ledger)
     used = factors[factors["factor_id"].isin(counts.index)].sort_values(["kind", "factor_id"])
     return [
-        {**{k: (None if pd.isna(v) else v) for k, v in row.items()}, "rows": int(counts[row["factor_id"]]),
-         "year": None if pd.isna(row["year"]) else int(row["year"]), "is_default": bool(row["is_default"])}
+        {
+            **{k: (None if pd.isna(v) else v) for k, v in row.items()},
+            "rows": int(counts[row["factor_id"]]),
+            "year": None if pd.isna(row["year"]) else int(row["year"]),
+            "is_default": bool(row["is_default"]),
+        }
         for row in used.to_dict("records")
-    ]  # fmt: skip
+    ]
 
 
 def defaults_used(ledger: pd.DataFrame, register: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Every fallback behind the period's numbers, with the rows it touched."""
     found = [
-        {"what": f"{f['kind']}: {f['key']}", "value": f"{f['value']:g} {f['unit']}", "rows": f["rows"],
-         "why": f["source"] if f["kind"] == "market_intensity" else "no more specific value configured"}
-        for f in register if f["is_default"]
-    ]  # fmt: skip
+        {
+            "what": f"{f['kind']}: {f['key']}",
+            "value": f"{f['value']:g} {f['unit']}",
+            "rows": f["rows"],
+            "why": f["source"]
+            if f["kind"] == "market_intensity"
+            else "no more specific value configured",
+        }
+        for f in register
+        if f["is_default"]
+    ]
     notes = ledger["energy_note"].dropna().str.split("; ").explode()
     for note, rows in notes.value_counts().sort_index().items():
         text = str(note)
@@ -115,8 +159,14 @@ def defaults_used(ledger: pd.DataFrame, register: list[dict[str, Any]]) -> list[
     uncosted = ledger[ledger["cost_basis"] == "none"]
     if not uncosted.empty:
         sites = ", ".join(sorted(uncosted["site"].unique()))
-        found.append({"what": "cost", "value": "not costed", "rows": len(uncosted),
-                      "why": f"no rate card configured for site(s) {sites}"})  # fmt: skip
+        found.append(
+            {
+                "what": "cost",
+                "value": "not costed",
+                "rows": len(uncosted),
+                "why": f"no rate card configured for site(s) {sites}",
+            }
+        )
     merged: dict[tuple[str, str], dict[str, Any]] = {}
     for item in found:
         key = (item["what"], item["value"])
@@ -134,9 +184,17 @@ def market_basis_note(register: list[dict[str, Any]]) -> str:
     return "Market-based emissions use the contractual instruments configured per site (see the factor register)."
 
 
-def build_context(summary: dict[str, Any], ledger: pd.DataFrame, factors: pd.DataFrame, *,
-                  organisation: str, run_date: date, quarantine: pd.DataFrame,
-                  not_attributed: pd.DataFrame, methodology: dict[str, Any]) -> dict[str, Any]:  # fmt: skip
+def build_context(
+    summary: dict[str, Any],
+    ledger: pd.DataFrame,
+    factors: pd.DataFrame,
+    *,
+    organisation: str,
+    run_date: date,
+    quarantine: pd.DataFrame,
+    not_attributed: pd.DataFrame,
+    methodology: dict[str, Any],
+) -> dict[str, Any]:
     """Everything the report template shows; numbers are those of the summary."""
     register = factor_register(ledger, factors)
     sample = quarantine.sort_values(["source_file", "line"]).head(QUARANTINE_SAMPLE_ROWS)
@@ -150,8 +208,15 @@ def build_context(summary: dict[str, Any], ledger: pd.DataFrame, factors: pd.Dat
         "not_attributed": not_attributed.to_dict("records"),
         "quarantine": {
             "rows": len(quarantine),
-            "by_check": quarantine.groupby("check").size().rename("rows").reset_index().to_dict("records"),
-            "sample": [{**r, "line": int(r["line"]), "raw": _shorten(str(r["raw"]))} for r in sample.to_dict("records")],
+            "by_check": quarantine.groupby("check")
+            .size()
+            .rename("rows")
+            .reset_index()
+            .to_dict("records"),
+            "sample": [
+                {**r, "line": int(r["line"]), "raw": _shorten(str(r["raw"]))}
+                for r in sample.to_dict("records")
+            ],
         },
         "factors": register,
         "defaults_used": defaults_used(ledger, register),

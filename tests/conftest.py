@@ -6,7 +6,13 @@ from pathlib import Path
 import pytest
 
 FIXTURES = Path(__file__).parent / "fixtures"
-HB_FIELDS = (FIXTURES / "slurm" / "hb-jobinfo_generate_data.sh.txt").read_text().split("--format=")[1].split()[0].split(",")
+HB_FIELDS = (
+    (FIXTURES / "slurm" / "hb-jobinfo_generate_data.sh.txt")
+    .read_text()
+    .split("--format=")[1]
+    .split()[0]
+    .split(",")
+)
 
 HB_CONFIG = """
 [organisation]

@@ -62,11 +62,17 @@ def test_modelled_energy_carbon_cost_by_hand(tmp_path: Path) -> None:
     assert ledger["facility_energy_kwh"].sum() == pytest.approx(IT_KWH * 1.5)
     assert ledger["co2e_location_kg"].sum() == pytest.approx(IT_KWH * 1.5 * 100 / 1000)
     assert ledger["co2e_market_kg"].sum() == pytest.approx(ledger["co2e_location_kg"].sum())
-    assert ledger["co2e_embodied_kg"].sum() == pytest.approx(4 * 2544 / (8 * 4 * 8760))  # 4 GPU-hours
+    assert ledger["co2e_embodied_kg"].sum() == pytest.approx(
+        4 * 2544 / (8 * 4 * 8760)
+    )  # 4 GPU-hours
     assert ledger["cost"].sum() == pytest.approx(4 * 2.0 + IT_KWH * 1.5 * 0.1)
     assert set(ledger["currency"]) == {"EUR"}
     assert set(ledger["energy_method"]) == {"modelled"}
-    assert (ledger["team"].unique(), ledger["model"].unique(), ledger["phase"].unique()) == (["nlp"], ["llm"], ["training"])
+    assert (ledger["team"].unique(), ledger["model"].unique(), ledger["phase"].unique()) == (
+        ["nlp"],
+        ["llm"],
+        ["training"],
+    )
     assert ledger["owner"].unique().tolist() == ["unallocated"]
 
 
@@ -117,6 +123,12 @@ def test_every_ledger_row_names_its_factors(tmp_path: Path) -> None:
     attribution = _attribute(tmp_path, [JOB, STEP])
     ids = {f.factor_id for f in attribution.factors}
     row = attribution.ledger.iloc[0]
-    for column in ("grid_factor_id", "pue_factor_id", "market_factor_id", "embodied_factor_id", "memory_factor_id"):
+    for column in (
+        "grid_factor_id",
+        "pue_factor_id",
+        "market_factor_id",
+        "embodied_factor_id",
+        "memory_factor_id",
+    ):
         assert row[column] in ids, column
     assert all(part in ids for part in row["gpu_power_factor_id"].split(";"))

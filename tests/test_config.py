@@ -39,16 +39,27 @@ def test_minimal_config_loads_with_paths_relative_to_the_file(tmp_path: Path) ->
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        (("grid_zone = \"SE\"", "grid_zone = \"SE\"\npue = \"high\""), r"sites\[0\]\.pue: .*number.*'high'"),
-        (("grid_zone = \"SE\"", "grid_zone = \"SE\"\ngird = 1"), r"sites\[0\]\.gird: unknown key"),
-        (("site = \"a\"", "site = \"b\""), r"inputs\[0\]\.site 'b' is not a \[\[sites\]\] name"),
-        (("kind = \"slurm\"", "kind = \"lsf\""), r"inputs\[0\]\.kind: .*'lsf'"),
-        (("name = \"Lab\"", ""), r"organisation\.name: required key is missing"),
-        (("grid_zone = \"SE\"", "grid_zone = \"SE\"\npue = 1.2"), r"sites\[0\]: .*`pue` needs `pue_source`"),
-        (("grid_zone = \"SE\"", "grid_zone = \"SE\"\ntimezone = \"Mars/Base\""), r"sites\[0\]\.timezone: unknown timezone"),
+        (
+            ('grid_zone = "SE"', 'grid_zone = "SE"\npue = "high"'),
+            r"sites\[0\]\.pue: .*number.*'high'",
+        ),
+        (('grid_zone = "SE"', 'grid_zone = "SE"\ngird = 1'), r"sites\[0\]\.gird: unknown key"),
+        (('site = "a"', 'site = "b"'), r"inputs\[0\]\.site 'b' is not a \[\[sites\]\] name"),
+        (('kind = "slurm"', 'kind = "lsf"'), r"inputs\[0\]\.kind: .*'lsf'"),
+        (('name = "Lab"', ""), r"organisation\.name: required key is missing"),
+        (
+            ('grid_zone = "SE"', 'grid_zone = "SE"\npue = 1.2'),
+            r"sites\[0\]: .*`pue` needs `pue_source`",
+        ),
+        (
+            ('grid_zone = "SE"', 'grid_zone = "SE"\ntimezone = "Mars/Base"'),
+            r"sites\[0\]\.timezone: unknown timezone",
+        ),
     ],
 )
-def test_wrong_key_type_or_reference_names_file_and_key(tmp_path: Path, change: tuple[str, str], message: str) -> None:
+def test_wrong_key_type_or_reference_names_file_and_key(
+    tmp_path: Path, change: tuple[str, str], message: str
+) -> None:
     path = _write(tmp_path, MINIMAL.replace(*change, 1))
     with pytest.raises(ConfigError, match=message) as info:
         load_config(path)
@@ -85,7 +96,9 @@ def test_unknown_grid_zone_and_gpu_model_are_config_errors(tmp_path: Path) -> No
     (tmp_path / "x" / "a.psv").write_text("JobID|State|Start|End|Elapsed\n", encoding="utf-8")
     with pytest.raises(ConfigError, match=r"sites\.a\.grid_zone: unknown zone 'XX'"):
         ingest(load_config(_write(tmp_path, MINIMAL.replace('"SE"', '"XX"'))))
-    text = MINIMAL.replace('grid_zone = "SE"', 'grid_zone = "SE"\ngpu_types = { a100 = "A100-ULTRA" }')
+    text = MINIMAL.replace(
+        'grid_zone = "SE"', 'grid_zone = "SE"\ngpu_types = { a100 = "A100-ULTRA" }'
+    )
     with pytest.raises(ConfigError, match=r"sites\.a: GPU model 'A100-ULTRA' is not in"):
         ingest(load_config(_write(tmp_path, text)))
 

@@ -17,7 +17,10 @@ GREENOPS = Path(sys.executable).parent / "greenops"
 GOLDEN = Path(__file__).parent / "snapshots" / "demo_summary.json"
 EXPECTED = json.loads((ROOT / "sample_logs" / "slurm" / "EXPECTED.json").read_text())
 CHECK_FOR_KIND = {
-    "missing_field": {"field_count", "unparseable"},  # with --parsable's trailing '|' a lost field shifts the rest
+    "missing_field": {
+        "field_count",
+        "unparseable",
+    },  # with --parsable's trailing '|' a lost field shifts the rest
     "end_before_start": {"end_before_start"},
     "unknown_gpu": {"unknown_gpu_model"},
     "non_utf8": {"encoding"},
@@ -28,8 +31,14 @@ CHECK_FOR_KIND = {
 @pytest.fixture(scope="module")
 def demo_out(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("demo") / "out"
-    result = subprocess.run([str(GREENOPS), "demo", "--out", str(out)], cwd=ROOT, capture_output=True,
-                            text=True, timeout=600)  # fmt: skip
+    result = subprocess.run(
+        [str(GREENOPS), "demo", "--out", str(out)],
+        check=False,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert result.returncode == 0, result.stderr
     return out
 
@@ -38,7 +47,9 @@ def test_summary_matches_the_golden_file(demo_out: Path) -> None:
     summary = json.loads((demo_out / "summary.json").read_text())
     if os.environ.get("UPDATE_GOLDEN"):
         GOLDEN.write_text(json.dumps(summary, indent=2, ensure_ascii=False) + "\n")
-    assert summary == json.loads(GOLDEN.read_text()), "review the diff; UPDATE_GOLDEN=1 rewrites the snapshot"
+    assert summary == json.loads(GOLDEN.read_text()), (
+        "review the diff; UPDATE_GOLDEN=1 rewrites the snapshot"
+    )
 
 
 def test_every_sample_line_is_accounted_for(demo_out: Path) -> None:
@@ -58,11 +69,18 @@ def test_each_deliberate_bad_line_is_quarantined_with_the_right_check(demo_out: 
         for bad in expected["bad_lines"]:
             assert mine.loc[bad["line"], "check"] in CHECK_FOR_KIND[bad["kind"]], (name, bad)
     # Everything else quarantined is a step of one of those jobs, never a good job.
-    assert set(quarantine["check"]) <= {c for s in CHECK_FOR_KIND.values() for c in s} | {"job_quarantined", "orphan_step"}
+    assert set(quarantine["check"]) <= {c for s in CHECK_FOR_KIND.values() for c in s} | {
+        "job_quarantined",
+        "orphan_step",
+    }
 
 
-def test_implausible_nordic_energy_is_rejected_and_missing_energy_is_modelled(demo_out: Path) -> None:
-    ledger = pq.read_table(demo_out / "ledger", columns=["usage_id", "site", "energy_method", "energy_note"]).to_pandas()
+def test_implausible_nordic_energy_is_rejected_and_missing_energy_is_modelled(
+    demo_out: Path,
+) -> None:
+    ledger = pq.read_table(
+        demo_out / "ledger", columns=["usage_id", "site", "energy_method", "energy_note"]
+    ).to_pandas()
     nordic = ledger[ledger["site"] == "nordic"].drop_duplicates("usage_id")
     rejected = nordic["energy_note"].fillna("").str.contains("rejected as implausible")
     implausible = sum(f["energy_flags"].get("implausible", 0) for f in EXPECTED["files"].values())

@@ -18,19 +18,35 @@ GREENOPS = Path(sys.executable).parent / "greenops"
 
 
 def _greenops(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([str(GREENOPS), *args], cwd=cwd, capture_output=True, text=True, timeout=600)
+    return subprocess.run(
+        [str(GREENOPS), *args], check=False, cwd=cwd, capture_output=True, text=True, timeout=600
+    )
 
 
 def _ledger_bytes(root: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()
+    }
 
 
 @pytest.fixture(scope="module")
-def hb_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, subprocess.CompletedProcess[str]]:
+def hb_run(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> tuple[Path, subprocess.CompletedProcess[str]]:
     folder = tmp_path_factory.mktemp("hb")
     config = hb_config(folder)
-    result = _greenops("run", "--config", str(config), "--date", "2024-04-30",
-                       "--period", "2023-01-01..2024-12-31", "--out", "out", cwd=folder)  # fmt: skip
+    result = _greenops(
+        "run",
+        "--config",
+        str(config),
+        "--date",
+        "2024-04-30",
+        "--period",
+        "2023-01-01..2024-12-31",
+        "--out",
+        "out",
+        cwd=folder,
+    )
     return folder, result
 
 
@@ -43,13 +59,26 @@ def test_hb_sample_every_line_accounted_and_energy_non_zero(hb_run) -> None:
     assert result.returncode == 0, result.stderr
     summary = json.loads((folder / "out" / "summary.json").read_text())
     (inputs,) = summary["inputs"]
-    assert (inputs["rows_read"], inputs["rows_accepted"], inputs["rows_quarantined"]) == (242, 242, 0)
+    assert (inputs["rows_read"], inputs["rows_accepted"], inputs["rows_quarantined"]) == (
+        242,
+        242,
+        0,
+    )
     assert summary["totals"]["facility_energy_kwh"] > 0
     assert summary["totals"]["co2e_location_kg"] > 0
     assert summary["totals"]["jobs"] == 90  # 100 runs, 7 pending and 3 running not attributed
     assert sum(summary["energy_methods"].values()) == pytest.approx(1.0)
-    assert set(summary) >= {"period", "totals", "by_team", "by_model", "by_phase", "by_site", "inputs",
-                            "energy_methods", "findings"}  # fmt: skip
+    assert set(summary) >= {
+        "period",
+        "totals",
+        "by_team",
+        "by_model",
+        "by_phase",
+        "by_site",
+        "inputs",
+        "energy_methods",
+        "findings",
+    }
     assert "INFO reporting: attributed 90 runs" in result.stderr
 
 
@@ -70,8 +99,18 @@ def test_rerunning_the_same_date_gives_byte_identical_outputs(hb_run) -> None:
     before = _ledger_bytes(folder / "out" / "ledger")
     html = (folder / "out" / "report.html").read_bytes()
     pdf = (folder / "out" / "report.pdf").read_bytes()
-    again = _greenops("run", "--config", "greenops.toml", "--date", "2024-04-30",
-                      "--period", "2023-01-01..2024-12-31", "--out", "out", cwd=folder)  # fmt: skip
+    again = _greenops(
+        "run",
+        "--config",
+        "greenops.toml",
+        "--date",
+        "2024-04-30",
+        "--period",
+        "2023-01-01..2024-12-31",
+        "--out",
+        "out",
+        cwd=folder,
+    )
     assert again.returncode == 0, again.stderr
     assert _ledger_bytes(folder / "out" / "ledger") == before
     assert (folder / "out" / "report.html").read_bytes() == html
@@ -82,7 +121,9 @@ def test_report_verb_renders_from_the_ledger_alone(hb_run, tmp_path: Path) -> No
     folder, _ = hb_run
     (folder / "hb-jobinfo_sacct.txt").rename(folder / "moved.txt")  # inputs are not read
     try:
-        result = _greenops("report", "--config", "greenops.toml", "--period", "2024-04", "--out", "out", cwd=folder)
+        result = _greenops(
+            "report", "--config", "greenops.toml", "--period", "2024-04", "--out", "out", cwd=folder
+        )
     finally:
         (folder / "moved.txt").rename(folder / "hb-jobinfo_sacct.txt")
     assert result.returncode == 0, result.stderr

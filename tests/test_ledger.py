@@ -18,7 +18,9 @@ def _hb_ledger(tmp_path: Path):
 
 
 def _snapshot(root: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()
+    }
 
 
 def test_rewriting_the_same_rows_gives_identical_bytes(tmp_path: Path) -> None:

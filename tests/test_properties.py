@@ -34,7 +34,16 @@ max_quarantined_ratio = 1.0
 match = { account = "^(?P<team>t[0-3])$" }
 team = "{team}"
 """
-STATES = ["COMPLETED", "FAILED", "TIMEOUT", "CANCELLED by 42", "OUT_OF_MEMORY", "NODE_FAIL", "RUNNING", "PENDING"]
+STATES = [
+    "COMPLETED",
+    "FAILED",
+    "TIMEOUT",
+    "CANCELLED by 42",
+    "OUT_OF_MEMORY",
+    "NODE_FAIL",
+    "RUNNING",
+    "PENDING",
+]
 BASE = datetime(2026, 7, 1)
 
 
@@ -51,22 +60,32 @@ def job(draw: st.DrawFn, job_id: int) -> list[str]:
     gpus = draw(st.sampled_from([0, 0, 1, 4, 8]))
     cpus = draw(st.integers(1, 128))
     state = draw(st.sampled_from(STATES))
-    end = "Unknown" if state in ("RUNNING", "PENDING") else (start + timedelta(seconds=elapsed)).isoformat()
+    end = (
+        "Unknown"
+        if state in ("RUNNING", "PENDING")
+        else (start + timedelta(seconds=elapsed)).isoformat()
+    )
     gres = f"gres/gpu:a100={gpus},gres/gpu={gpus}," if gpus else ""
     energy = draw(st.sampled_from(["0", "", str(draw(st.integers(1, 10**13)))]))
     total_cpu = _fmt_duration(draw(st.integers(0, max(elapsed, 1) * cpus)))
-    line = (f"{job_id}|job{job_id}|u{job_id % 5}|t{job_id % 5}|gpu|1|{cpus}|{state}|{start.isoformat()}|"
-            f"{start.isoformat()}|{end}|{_fmt_duration(elapsed)}|{total_cpu}|{draw(st.integers(0, 512))}G|"
-            f"cpu={cpus},{gres}mem=8G,node=1||{energy}")  # fmt: skip
+    line = (
+        f"{job_id}|job{job_id}|u{job_id % 5}|t{job_id % 5}|gpu|1|{cpus}|{state}|{start.isoformat()}|"
+        f"{start.isoformat()}|{end}|{_fmt_duration(elapsed)}|{total_cpu}|{draw(st.integers(0, 512))}G|"
+        f"cpu={cpus},{gres}mem=8G,node=1||{energy}"
+    )
     lines = [line]
     if draw(st.booleans()) and end != "Unknown":
         util = draw(st.integers(0, 100 * max(gpus, 1)))
-        lines.append(f"{job_id}.batch|batch||||1|{cpus}|COMPLETED|{start.isoformat()}|{start.isoformat()}|{end}|"
-                     f"{_fmt_duration(elapsed)}|00:01:00||cpu={cpus},gres/gpu={gpus}|gres/gpuutil={util}|0")  # fmt: skip
+        lines.append(
+            f"{job_id}.batch|batch||||1|{cpus}|COMPLETED|{start.isoformat()}|{start.isoformat()}|{end}|"
+            f"{_fmt_duration(elapsed)}|00:01:00||cpu={cpus},gres/gpu={gpus}|gres/gpuutil={util}|0"
+        )
     return lines
 
 
-garbage = st.text(alphabet=st.characters(blacklist_characters="\n\r", blacklist_categories=("Cs",)), max_size=80)
+garbage = st.text(
+    alphabet=st.characters(blacklist_characters="\n\r", blacklist_categories=("Cs",)), max_size=80
+)
 
 
 @st.composite
@@ -96,7 +115,9 @@ FAST = settings(max_examples=40, deadline=None, suppress_health_check=[HealthChe
 def test_every_line_is_accepted_or_quarantined(lines: list[str]) -> None:
     intake, _ = _run(lines)
     (stats,) = intake.files.values()
-    data_lines = sum(1 for line in lines if line.encode("utf-8").strip())  # the reader's idea of blank
+    data_lines = sum(
+        1 for line in lines if line.encode("utf-8").strip()
+    )  # the reader's idea of blank
     assert stats["rows_read"] == data_lines
     assert stats["rows_accepted"] + stats["rows_quarantined"] == data_lines
 
@@ -118,7 +139,9 @@ def test_line_order_does_not_change_results(lines: list[str], random) -> None:
     _, first = _run(lines)
     _, second = _run(shuffled)
     for column in LINEAR_COLUMNS:
-        assert second.ledger[column].sum() == pytest.approx(first.ledger[column].sum(), rel=1e-9, abs=1e-12)
+        assert second.ledger[column].sum() == pytest.approx(
+            first.ledger[column].sum(), rel=1e-9, abs=1e-12
+        )
     assert sorted(first.ledger["usage_id"]) == sorted(second.ledger["usage_id"])
 
 
@@ -134,10 +157,23 @@ def test_day_slices_add_back_to_each_run(lines: list[str]) -> None:
 
 
 @settings(max_examples=60, deadline=None)
-@given(st.lists(st.tuples(st.integers(0, 10 * 86400), st.integers(0, 4 * 86400), st.floats(0, 1e4)), min_size=1, max_size=20))
+@given(
+    st.lists(
+        st.tuples(st.integers(0, 10 * 86400), st.integers(0, 4 * 86400), st.floats(0, 1e4)),
+        min_size=1,
+        max_size=20,
+    )
+)
 def test_split_by_day_conserves_every_linear_quantity(runs: list[tuple[int, int, float]]) -> None:
-    start = pd.Series([pd.Timestamp("2026-07-01T00:00:00Z") + pd.Timedelta(seconds=s) for s, _, _ in runs])
-    frame = pd.DataFrame({"started_at": start, "ended_at": start + pd.to_timedelta([d for _, d, _ in runs], unit="s")})
+    start = pd.Series(
+        [pd.Timestamp("2026-07-01T00:00:00Z") + pd.Timedelta(seconds=s) for s, _, _ in runs]
+    )
+    frame = pd.DataFrame(
+        {
+            "started_at": start,
+            "ended_at": start + pd.to_timedelta([d for _, d, _ in runs], unit="s"),
+        }
+    )
     for column in LINEAR_COLUMNS:
         frame[column] = [v for _, _, v in runs]
     sliced = split_by_day(frame)

@@ -110,17 +110,27 @@ def test_bad_lines_are_quarantined_with_line_and_reason(tmp_path: Path) -> None:
         good,
         "101|short|u1|acct|gpu|n1|1|8|COMPLETED",  # line 3: wrong field count
         good.replace("100|train", "102|tr\udcffin"),  # line 4: non-UTF-8 byte (written below)
-        good.replace("100|", "103|").replace("2026-07-01T11:00:00", "2026-06-30T11:00:00"),  # end before start
+        good.replace("100|", "103|").replace(
+            "2026-07-01T11:00:00", "2026-06-30T11:00:00"
+        ),  # end before start
         good.replace("100|", "104|").replace("gres/gpu:a100=16", "gres/gpu:tpu9=16"),  # unknown GPU
-        good.replace("100|", "105|").replace("|10:00:00|12:00:00|", "|1-2x:00:00|12:00:00|"),  # bad Elapsed
+        good.replace("100|", "105|").replace(
+            "|10:00:00|12:00:00|", "|1-2x:00:00|12:00:00|"
+        ),  # bad Elapsed
         "999.batch|batch||||n1|1|8|COMPLETED|2026-07-01T01:00:00|2026-07-01T01:00:00|2026-07-01T02:00:00|01:00:00||00:10:00||100K|cpu=8||0",
     ]
     path = _dump(tmp_path, [])
     path.write_bytes("\n".join([HEADER, *lines]).encode("utf-8", errors="surrogateescape") + b"\n")
     intake = ingest(load_config(_config(tmp_path)))
     checks = dict(zip(intake.quarantine["line"], intake.quarantine["check"]))
-    assert checks == {3: "field_count", 4: "encoding", 5: "end_before_start", 6: "unknown_gpu_model",
-                      7: "unparseable", 8: "orphan_step"}  # fmt: skip
+    assert checks == {
+        3: "field_count",
+        4: "encoding",
+        5: "end_before_start",
+        6: "unknown_gpu_model",
+        7: "unparseable",
+        8: "orphan_step",
+    }
     (stats,) = intake.files.values()
     assert (stats["rows_read"], stats["rows_accepted"], stats["rows_quarantined"]) == (7, 1, 6)
     reasons = dict(zip(intake.quarantine["check"], intake.quarantine["reason"]))

@@ -51,13 +51,17 @@ def test_unparseable_duration_is_flagged_not_guessed() -> None:
     ],
 )
 def test_memory(text: str, n_cpus: int, n_nodes: int, gb: float) -> None:
-    parsed, bad = sv.parse_memory_gb(pd.Series([text]), pd.Series([float(n_cpus)]), pd.Series([float(n_nodes)]))
+    parsed, bad = sv.parse_memory_gb(
+        pd.Series([text]), pd.Series([float(n_cpus)]), pd.Series([float(n_nodes)])
+    )
     assert not bad[0]
     assert parsed[0] == pytest.approx(gb)
 
 
 def test_tres_counts_gpus_from_the_untyped_entry_and_keeps_the_type() -> None:
-    tres = sv.parse_tres(pd.Series(["billing=8,cpu=8,gres/gpu:v100=1,gres/gpu=1,mem=10G,node=1", ""]))
+    tres = sv.parse_tres(
+        pd.Series(["billing=8,cpu=8,gres/gpu:v100=1,gres/gpu=1,mem=10G,node=1", ""])
+    )
     assert tres.loc[0, "gres/gpu"] == "1"
     assert tres.loc[0, "gpu_type"] == "v100"
     assert tres.loc[0, "cpu"] == "8"
@@ -65,22 +69,30 @@ def test_tres_counts_gpus_from_the_untyped_entry_and_keeps_the_type() -> None:
 
 
 def test_tres_usage_keeps_gpu_utilisation() -> None:
-    text = "cpu=15:33:58,energy=0,fs/disk=934556828,gres/gpumem=20500736K,gres/gpuutil=90,mem=1294440K"
+    text = (
+        "cpu=15:33:58,energy=0,fs/disk=934556828,gres/gpumem=20500736K,gres/gpuutil=90,mem=1294440K"
+    )
     assert sv.parse_tres(pd.Series([text])).loc[0, "gres/gpuutil"] == "90"
 
 
 @pytest.mark.parametrize(
     ("text", "state"),
-    [("CANCELLED by 10304007", "CANCELLED"), ("CANCELLED+", "CANCELLED"), ("COMPLETED", "COMPLETED"),
-     ("NODE_FAIL", "NODE_FAIL"), ("timeout", "TIMEOUT")],
-)  # fmt: skip
+    [
+        ("CANCELLED by 10304007", "CANCELLED"),
+        ("CANCELLED+", "CANCELLED"),
+        ("COMPLETED", "COMPLETED"),
+        ("NODE_FAIL", "NODE_FAIL"),
+        ("timeout", "TIMEOUT"),
+    ],
+)
 def test_states(text: str, state: str) -> None:
     assert sv.parse_state(pd.Series([text]))[0] == state
 
 
 def test_naive_times_are_read_in_the_site_timezone_and_stored_as_utc() -> None:
     times, bad = sv.parse_local_time(
-        pd.Series(["2024-04-04T21:45:17", "Unknown", "None", "2024-03-15-20:24:16", "soon"]), "Europe/Amsterdam"
+        pd.Series(["2024-04-04T21:45:17", "Unknown", "None", "2024-03-15-20:24:16", "soon"]),
+        "Europe/Amsterdam",
     )
     assert times[0] == pd.Timestamp("2024-04-04T19:45:17Z")  # CEST = UTC+2
     assert pd.isna(times[1]) and pd.isna(times[2])

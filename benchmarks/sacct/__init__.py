@@ -47,8 +47,15 @@ from .simulation import Simulation
 from .units import DAY_S
 from .writer import DumpWriter, FileStats
 
-__all__ = ["BAD_LINE_KINDS", "CLUSTERS", "DAY_S", "MAX_QUEUE_WAIT_S", "DumpResult", "FileStats",
-           "generate_dump"]
+__all__ = [
+    "BAD_LINE_KINDS",
+    "CLUSTERS",
+    "DAY_S",
+    "MAX_QUEUE_WAIT_S",
+    "DumpResult",
+    "FileStats",
+    "generate_dump",
+]
 
 
 @dataclass
@@ -57,8 +64,15 @@ class DumpResult:
     oversubscribed_starts: int  # 0 unless --jobs is more than the nodes can run in the window
 
 
-def generate_dump(cluster_name: str, n_jobs: int, seed: int, start_date: str, end_date: str,
-                  out_dir: str, split: str = "month") -> DumpResult:
+def generate_dump(
+    cluster_name: str,
+    n_jobs: int,
+    seed: int,
+    start_date: str,
+    end_date: str,
+    out_dir: str,
+    split: str = "month",
+) -> DumpResult:
     """Write one cluster's sacct dump for [start_date, end_date) and return per-file statistics."""
     cluster = CLUSTERS[cluster_name]
     clock = LocalClock(cluster.tz_name)

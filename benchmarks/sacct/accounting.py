@@ -15,6 +15,7 @@ from .workload import JobRequest
 @dataclass
 class Draft:
     """A job (or one array task / het component / requeued run) while it is being simulated."""
+
     req: JobRequest
     part: Partition
     shape: Shape
@@ -26,10 +27,10 @@ class Draft:
     timelimit: str
     start_s: int | None = None
     elapsed_s: int = 0
-    cancel_end_s: int | None = None   # End of a job cancelled while still pending
+    cancel_end_s: int | None = None  # End of a job cancelled while still pending
     node_indices: tuple = ()
-    has_batch: bool = True            # het component +1 has no batch step
-    kind: str = "plain"               # plain, array, het, requeue
+    has_batch: bool = True  # het component +1 has no batch step
+    kind: str = "plain"  # plain, array, het, requeue
     cancelled_by_uid: int | None = None  # drawn once, shared by het components
 
 
@@ -46,7 +47,7 @@ class Step:
     state: str
     exit_code: str
     start_s: int
-    end_s: int | None        # None while the step still runs
+    end_s: int | None  # None while the step still runs
     elapsed_s: int
     cpu_ms: int = 0
     max_rss_kb: int = 0
@@ -55,7 +56,7 @@ class Step:
     disk_bytes: int = 0
     pages: int = 0
     gpu_mem_kb: int = 0
-    gpu_util: int = 0        # sum of per-GPU percentages, as the gpu acct plugin reports it
+    gpu_util: int = 0  # sum of per-GPU percentages, as the gpu acct plugin reports it
     energy_j: int = 0
 
 
@@ -84,7 +85,7 @@ class Job:
     req_tres: str
     alloc_tres: str
     energy_j: int = 0
-    energy_flag: str = ""     # "", "missing" or "implausible" (nordic job line)
+    energy_flag: str = ""  # "", "missing" or "implausible" (nordic job line)
     steps: list[Step] = field(default_factory=list)
     kind: str = "plain"
     special_name: bool = False
@@ -92,11 +93,17 @@ class Job:
 
 
 JOB_EXIT_CODE = {"FAILED": "1:0", "OUT_OF_MEMORY": "0:125"}
-STEP_OUTCOME = {"COMPLETED": ("COMPLETED", "0:0"), "FAILED": ("FAILED", "1:0"),
-                "TIMEOUT": ("CANCELLED", "0:15"), "CANCELLED": ("CANCELLED", "0:15"),
-                "OUT_OF_MEMORY": ("OUT_OF_MEMORY", "0:125"), "NODE_FAIL": ("CANCELLED", "0:15"),
-                "PREEMPTED": ("CANCELLED", "0:15"), "REQUEUED": ("CANCELLED", "0:15"),
-                "RUNNING": ("RUNNING", "0:0")}
+STEP_OUTCOME = {
+    "COMPLETED": ("COMPLETED", "0:0"),
+    "FAILED": ("FAILED", "1:0"),
+    "TIMEOUT": ("CANCELLED", "0:15"),
+    "CANCELLED": ("CANCELLED", "0:15"),
+    "OUT_OF_MEMORY": ("OUT_OF_MEMORY", "0:125"),
+    "NODE_FAIL": ("CANCELLED", "0:15"),
+    "PREEMPTED": ("CANCELLED", "0:15"),
+    "REQUEUED": ("CANCELLED", "0:15"),
+    "RUNNING": ("RUNNING", "0:0"),
+}
 
 
 def fill_work_usage(rng: Random, step: Step, draft: Draft) -> None:
@@ -133,15 +140,35 @@ def fill_light_usage(rng: Random, step: Step, is_extern: bool) -> None:
     step.vmem_kb = step.max_rss_kb if is_extern else int(step.max_rss_kb * uniform(rng, 2, 20))
 
 
-def new_step(draft: Draft, suffix: str, name: str, whole_job: bool, ntasks: int,
-             window: tuple[int, int], running: bool, outcome: tuple[str, str]) -> Step:
+def new_step(
+    draft: Draft,
+    suffix: str,
+    name: str,
+    whole_job: bool,
+    ntasks: int,
+    window: tuple[int, int],
+    running: bool,
+    outcome: tuple[str, str],
+) -> Step:
     shape, part = draft.shape, draft.part
     nodes = draft.node_indices if whole_job else draft.node_indices[:1]  # tuples: cache keys
     nnodes = len(nodes)
     start_s, end_s = window
-    return Step(suffix, name, hostlist(part, nodes), nnodes, shape.cpus_per_node * nnodes, ntasks,
-                shape.gpus_per_node * nnodes, shape.mem_per_node_mb * nnodes,
-                outcome[0], outcome[1], start_s, None if running else end_s, end_s - start_s)
+    return Step(
+        suffix,
+        name,
+        hostlist(part, nodes),
+        nnodes,
+        shape.cpus_per_node * nnodes,
+        ntasks,
+        shape.gpus_per_node * nnodes,
+        shape.mem_per_node_mb * nnodes,
+        outcome[0],
+        outcome[1],
+        start_s,
+        None if running else end_s,
+        end_s - start_s,
+    )
 
 
 def srun_windows(rng: Random, draft: Draft) -> list[tuple[int, int]]:
@@ -164,15 +191,28 @@ def build_steps(rng: Random, draft: Draft) -> list[Step]:
         batch = new_step(draft, "batch", "batch", False, 1, job_window, running, outcome)
         steps.append(batch)
     extern_outcome = ("RUNNING", "0:0") if running else ("COMPLETED", "0:0")
-    steps.append(new_step(draft, "extern", "extern", True, draft.shape.nnodes, job_window,
-                          running, extern_outcome))
+    steps.append(
+        new_step(
+            draft, "extern", "extern", True, draft.shape.nnodes, job_window, running, extern_outcome
+        )
+    )
     if uses_srun:
         windows = srun_windows(rng, draft)
         tasks = draft.shape.nnodes * max(1, draft.shape.gpus_per_node)  # one rank per GPU
         for number, window in enumerate(windows):
             last = number == len(windows) - 1
-            steps.append(new_step(draft, str(number), draft.req.step_name, True, tasks, window,
-                                  running and last, outcome if last else ("COMPLETED", "0:0")))
+            steps.append(
+                new_step(
+                    draft,
+                    str(number),
+                    draft.req.step_name,
+                    True,
+                    tasks,
+                    window,
+                    running and last,
+                    outcome if last else ("COMPLETED", "0:0"),
+                )
+            )
     for step in steps:
         if step.end_s is None:
             continue  # sacct shows no usage for a step that is still running

@@ -58,13 +58,16 @@ def assign_energy(rng: Random, draft: Draft, job: Job, faults: FaultPlan) -> Non
     true_j = int(node_power_w(rng, draft) * draft.shape.nnodes * max(1, draft.elapsed_s))
     fault = faults.next(rng)
     if fault == "missing":
-        job.energy_flag = "missing"   # plugin failed: 0 everywhere
+        job.energy_flag = "missing"  # plugin failed: 0 everywhere
         return
     job.energy_j = true_j
     if fault == "implausible":
         job.energy_flag = "implausible"
-        job.energy_j = NO_VAL64_ENERGY if chance(rng, 0.5) else int(
-            uniform(rng, 25_000, 90_000) * draft.shape.nnodes * max(1, draft.elapsed_s))
+        job.energy_j = (
+            NO_VAL64_ENERGY
+            if chance(rng, 0.5)
+            else int(uniform(rng, 25_000, 90_000) * draft.shape.nnodes * max(1, draft.elapsed_s))
+        )
     for step in job.steps:
         share = step.elapsed_s / max(1, draft.elapsed_s)
         if step.suffix == "extern":

@@ -46,8 +46,9 @@ def fmt_mem_mb(mem_mb: int) -> str:
 
 
 @lru_cache(maxsize=1 << 12)
-def tres_text(cpus: int, gpus: int, gpu_type: str, mem_mb: int, nodes: int,
-              billing: int | None = None) -> str:
+def tres_text(
+    cpus: int, gpus: int, gpu_type: str, mem_mb: int, nodes: int, billing: int | None = None
+) -> str:
     """ReqTRES/AllocTRES list; typed GPU entry first, then the untyped count (as sacct does)."""
     parts = [] if billing is None else [f"billing={billing}"]
     parts.append(f"cpu={cpus}")

@@ -16,7 +16,7 @@ from .workload import JobRequest
 # Cap on waiting for free nodes. Never reached at sample scale (no node is ever oversubscribed);
 # it only keeps huge benchmark runs (far more jobs than the nodes can hold) from pending forever.
 MAX_QUEUE_WAIT_S = 7 * DAY_S
-DEADLINE_RUSH_S = 2 * DAY_S    # end of the window: the queue backs up
+DEADLINE_RUSH_S = 2 * DAY_S  # end of the window: the queue backs up
 
 
 class SubmitProfile:
@@ -52,7 +52,6 @@ def submit_weight(weekday: int, hour: int) -> float:
     return weight if weekday < 5 else weight * 0.4
 
 
-
 class NodePool:
     """Free-at time of every allocation slot of one partition; O(nodes) memory, not O(jobs).
 
@@ -76,7 +75,8 @@ class NodePool:
         candidates = [
             (start_s, free_by(node_slots, start_s), (index - rotor) % count, index)
             for index, node_slots in enumerate(self.free_at_s)
-            for start_s in (max(node_slots[kth], earliest_s),)]
+            for start_s in (max(node_slots[kth], earliest_s),)
+        ]
         if nnodes == 1:
             best = min(candidates)
             return [best[3]], best[0]
@@ -95,6 +95,7 @@ class NodePool:
 @dataclass(frozen=True)
 class Shape:
     """What Slurm allocates per node; totals are per node times nnodes."""
+
     nnodes: int
     gpus_per_node: int
     cpus_per_node: int
@@ -135,8 +136,19 @@ def cpu_shape(rng: Random, req: JobRequest, part: Partition, legacy: bool) -> Sh
     return Shape(1, 0, cpus, min(mem_mb, part.mem_per_node_mb), slots, cpus, req_mem)
 
 
-TIMELIMIT_CHOICES_S = (30 * MINUTE_S, HOUR_S, 2 * HOUR_S, 4 * HOUR_S, 8 * HOUR_S, 12 * HOUR_S,
-                       DAY_S, 2 * DAY_S, 3 * DAY_S, 5 * DAY_S, 7 * DAY_S)
+TIMELIMIT_CHOICES_S = (
+    30 * MINUTE_S,
+    HOUR_S,
+    2 * HOUR_S,
+    4 * HOUR_S,
+    8 * HOUR_S,
+    12 * HOUR_S,
+    DAY_S,
+    2 * DAY_S,
+    3 * DAY_S,
+    5 * DAY_S,
+    7 * DAY_S,
+)
 
 
 def choose_timelimit(rng: Random, duration_s: int, max_s: int) -> tuple[int | None, str]:
@@ -155,9 +167,14 @@ def choose_timelimit(rng: Random, duration_s: int, max_s: int) -> tuple[int | No
 
 
 # Fraction of the planned run time a job gets through before it ends in this state.
-ELAPSED_FRACTION = {"FAILED": (0.001, 0.6), "CANCELLED": (0.05, 0.9),
-                    "OUT_OF_MEMORY": (0.01, 0.7), "NODE_FAIL": (0.05, 0.95),
-                    "PREEMPTED": (0.1, 0.9), "REQUEUED": (0.05, 0.8)}
+ELAPSED_FRACTION = {
+    "FAILED": (0.001, 0.6),
+    "CANCELLED": (0.05, 0.9),
+    "OUT_OF_MEMORY": (0.01, 0.7),
+    "NODE_FAIL": (0.05, 0.95),
+    "PREEMPTED": (0.1, 0.9),
+    "REQUEUED": (0.05, 0.8),
+}
 
 
 def actual_elapsed_s(rng: Random, state: str, duration_s: int, timelimit_s: int | None) -> int:

@@ -34,11 +34,14 @@ class SpecialQueue:
     """Special names and deliberate corruptions, armed once a fraction of submissions is reached."""
 
     def __init__(self, cluster: Cluster, n_jobs: int):
-        self.names = [(int(fraction * n_jobs), workload, name)
-                      for fraction, workload, name in cluster.special_names]
-        self.corruptions = [(int(fraction * n_jobs), kind)
-                            for fraction, kind in zip(CORRUPTION_FRACTIONS, BAD_LINE_KINDS,
-                                                      strict=True)]
+        self.names = [
+            (int(fraction * n_jobs), workload, name)
+            for fraction, workload, name in cluster.special_names
+        ]
+        self.corruptions = [
+            (int(fraction * n_jobs), kind)
+            for fraction, kind in zip(CORRUPTION_FRACTIONS, BAD_LINE_KINDS, strict=True)
+        ]
         self.late_array_slot = int(LATE_ARRAY_FRACTION * n_jobs)
         self.slot = 0
 
@@ -63,12 +66,12 @@ class SpecialQueue:
                 return
 
 
-
 class Simulation:
     """Draws submissions in Submit order and turns them into finished/running/pending jobs."""
 
-    def __init__(self, cluster: Cluster, n_jobs: int, seed: int, start_s: int, end_s: int,
-                 clock: LocalClock):
+    def __init__(
+        self, cluster: Cluster, n_jobs: int, seed: int, start_s: int, end_s: int, clock: LocalClock
+    ):
         self.cluster, self.n_jobs, self.rng = cluster, n_jobs, Random(seed)
         self.start_s, self.end_s = start_s, end_s
         self.profile = SubmitProfile(clock, start_s, end_s)
@@ -90,8 +93,9 @@ class Simulation:
             slot += max(1, req.array_tasks)
 
     def draw_request(self, remaining_slots: int) -> JobRequest:
-        workload = (self.specials.take_workload()
-                    or weighted(self.rng, self.cluster.workload_weights))
+        workload = self.specials.take_workload() or weighted(
+            self.rng, self.cluster.workload_weights
+        )
         req = WORKLOADS[workload](self.rng)
         req.array_tasks = min(req.array_tasks, remaining_slots)
         special = self.specials.take_name(workload)
@@ -122,8 +126,17 @@ class Simulation:
         legacy = chance(rng, self.cluster.legacy_reqmem_rate)
         shape = (gpu_shape if req.gpus_per_node else cpu_shape)(rng, req, part, legacy)
         timelimit_s, timelimit = choose_timelimit(rng, req.duration_s, req.max_timelimit_s)
-        return Draft(req, part, shape, job_id, raw_id, submit_s, self.draw_state(req, timelimit_s),
-                     timelimit_s, timelimit)
+        return Draft(
+            req,
+            part,
+            shape,
+            job_id,
+            raw_id,
+            submit_s,
+            self.draw_state(req, timelimit_s),
+            timelimit_s,
+            timelimit,
+        )
 
     def draw_state(self, req: JobRequest, timelimit_s: int | None) -> str:
         state = weighted(self.rng, req.states)
@@ -164,8 +177,9 @@ class Simulation:
 
     def place(self, draft: Draft, earliest_s: int) -> tuple[list[int], int]:
         shape = draft.shape
-        nodes, ready_s = self.pools[draft.part.name].place(shape.nnodes, shape.slots_per_node,
-                                                             earliest_s)
+        nodes, ready_s = self.pools[draft.part.name].place(
+            shape.nnodes, shape.slots_per_node, earliest_s
+        )
         latest_s = draft.submit_s + MAX_QUEUE_WAIT_S
         if ready_s > latest_s and ready_s > earliest_s:
             self.oversubscribed_starts += 1  # overloaded run: start anyway, on busy nodes
@@ -176,8 +190,9 @@ class Simulation:
             draft.state = "PENDING"
             return
         if elapsed_s is None:
-            elapsed_s = actual_elapsed_s(self.rng, draft.state, draft.req.duration_s,
-                                         draft.timelimit_s)
+            elapsed_s = actual_elapsed_s(
+                self.rng, draft.state, draft.req.duration_s, draft.timelimit_s
+            )
         self.pools[draft.part.name].occupy(nodes, draft.shape.slots_per_node, start_s + elapsed_s)
         draft.start_s, draft.elapsed_s, draft.node_indices = start_s, elapsed_s, tuple(nodes)
         if start_s + elapsed_s >= self.end_s:
@@ -207,16 +222,33 @@ class Simulation:
         else:
             end_s = draft.cancel_end_s
         return Job(
-            draft.job_id, draft.job_id_raw, req.name, req.user, req.account, part.name, req.qos,
-            req.wckey, req.comment,
-            hostlist(part, draft.node_indices) if started else "None assigned", shape.nnodes,
-            cpus if started else 0, state, JOB_EXIT_CODE.get(draft.state, "0:0"), draft.submit_s,
-            draft.start_s, end_s, draft.elapsed_s if started else 0, draft.timelimit,
+            draft.job_id,
+            draft.job_id_raw,
+            req.name,
+            req.user,
+            req.account,
+            part.name,
+            req.qos,
+            req.wckey,
+            req.comment,
+            hostlist(part, draft.node_indices) if started else "None assigned",
+            shape.nnodes,
+            cpus if started else 0,
+            state,
+            JOB_EXIT_CODE.get(draft.state, "0:0"),
+            draft.submit_s,
+            draft.start_s,
+            end_s,
+            draft.elapsed_s if started else 0,
+            draft.timelimit,
             shape.req_mem,
             tres_text(shape.req_cpus, gpus, "", mem_mb, shape.nnodes, billing=shape.req_cpus),
             tres_text(cpus, gpus, part.gpu_type, mem_mb, shape.nnodes, billing=cpus)
-            if started else "",
-            kind=draft.kind, special_name=req.special_name)
+            if started
+            else "",
+            kind=draft.kind,
+            special_name=req.special_name,
+        )
 
     def array_jobs(self, req: JobRequest, submit_s: int) -> Iterator[Job]:
         """Array tasks <master>_<n>; the tail that never started shows as one <master>_[a-b] line.
@@ -232,9 +264,14 @@ class Simulation:
             duration_s = int(req.duration_s * uniform(self.rng, 0.6, 1.4))
             task_req = replace(req, duration_s=min(longest_s, max(10 * MINUTE_S, duration_s)))
             raw_id = master if task == n_tasks else master + task
-            draft = replace(template, req=task_req, job_id=f"{master}_{task}",
-                            job_id_raw=str(raw_id), kind="array",
-                            state=self.draw_state(req, template.timelimit_s))
+            draft = replace(
+                template,
+                req=task_req,
+                job_id=f"{master}_{task}",
+                job_id_raw=str(raw_id),
+                kind="array",
+                state=self.draw_state(req, template.timelimit_s),
+            )
             not_before_s = task_ends_s[-throttle] if len(task_ends_s) >= throttle else 0
             self.schedule(draft, not_before_s)
             if draft.state == "PENDING":
@@ -280,8 +317,14 @@ class Simulation:
         if first.state != "REQUEUED":
             return  # still pending/running at the end of the window: not requeued yet
         rerun_submit_s = first.start_s + first.elapsed_s + randint(self.rng, 1, 5)
-        second = replace(first, submit_s=rerun_submit_s, start_s=None, elapsed_s=0,
-                         node_indices=(), state=self.draw_state(req, first.timelimit_s))
+        second = replace(
+            first,
+            submit_s=rerun_submit_s,
+            start_s=None,
+            elapsed_s=0,
+            node_indices=(),
+            state=self.draw_state(req, first.timelimit_s),
+        )
         if rerun_submit_s < self.end_s:
             self.schedule(second)
             yield self.materialise(second)

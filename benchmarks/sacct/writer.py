@@ -24,8 +24,10 @@ class FileStats:
 
     def as_dict(self) -> dict:
         return {
-            "header_lines": self.header_lines, "data_lines": self.data_lines,
-            "job_lines": self.job_lines, "step_lines": self.step_lines,
+            "header_lines": self.header_lines,
+            "data_lines": self.data_lines,
+            "job_lines": self.job_lines,
+            "step_lines": self.step_lines,
             "bad_line_count": len(self.bad_lines),
             "bad_line_numbers": [bad["line"] for bad in self.bad_lines],
             "bad_lines": self.bad_lines,
@@ -37,8 +39,17 @@ class FileStats:
 class DumpWriter:
     """Streams jobs into one file per month of End (Submit if End is Unknown), or one file."""
 
-    def __init__(self, cluster: Cluster, clock: LocalClock, out_dir: str, start_s: int,
-                 end_s: int, split: str, start_date: str, end_date: str):
+    def __init__(
+        self,
+        cluster: Cluster,
+        clock: LocalClock,
+        out_dir: str,
+        start_s: int,
+        end_s: int,
+        split: str,
+        start_date: str,
+        end_date: str,
+    ):
         self.cluster, self.clock, self.split = cluster, clock, split
         os.makedirs(out_dir, exist_ok=True)
         if split == "month":
@@ -51,23 +62,32 @@ class DumpWriter:
             path = os.path.join(out_dir, name)
             # surrogateescape writes the deliberate \udcff as the raw byte 0xFF
             handle = open(  # noqa: SIM115 -- one handle per month stays open; see close()
-                path, "w", encoding="utf-8", errors="surrogateescape", newline="\n",
-                buffering=1 << 20)
+                path,
+                "w",
+                encoding="utf-8",
+                errors="surrogateescape",
+                newline="\n",
+                buffering=1 << 20,
+            )
             self.files[key], self.stats[key] = handle, FileStats(name)
             if cluster.header:
                 handle.write("|".join(cluster.fields) + "\n")
                 self.stats[key].header_lines = 1
 
     def write(self, job: Job) -> None:
-        key = "all" if self.split != "month" else self.clock.month(
-            job.end_s if job.end_s is not None else job.submit_s)
+        key = (
+            "all"
+            if self.split != "month"
+            else self.clock.month(job.end_s if job.end_s is not None else job.submit_s)
+        )
         handle, stats = self.files[key], self.stats[key]
         lines = render_job(job, self.cluster, self.clock)
         handle.write("\n".join(lines) + "\n")
         if job.corruption:
             line_number = stats.header_lines + stats.data_lines + 1
-            stats.bad_lines.append({"line": line_number, "kind": job.corruption,
-                                    "job_id": job.job_id})
+            stats.bad_lines.append(
+                {"line": line_number, "kind": job.corruption, "job_id": job.job_id}
+            )
         stats.data_lines += len(lines)
         stats.job_lines += 1
         stats.step_lines += len(lines) - 1

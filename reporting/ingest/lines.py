@@ -28,13 +28,22 @@ def read_bytes(path: Path) -> bytes:
     try:
         return path.read_bytes()
     except IsADirectoryError:
-        raise InputError(f"{path}: is a folder, not a file. Point the input path at files.") from None
+        raise InputError(
+            f"{path}: is a folder, not a file. Point the input path at files."
+        ) from None
     except OSError as exc:
-        raise InputError(f"{path}: cannot read ({exc.strerror}). Check the path and permissions.") from exc
+        raise InputError(
+            f"{path}: cannot read ({exc.strerror}). Check the path and permissions."
+        ) from exc
 
 
 def split_delimited(
-    path: Path, *, delimiter: str | None, fields: list[str] | None, header_marker: str, source_name: str
+    path: Path,
+    *,
+    delimiter: str | None,
+    fields: list[str] | None,
+    header_marker: str,
+    source_name: str,
 ) -> SplitLines:
     """Split a delimited dump; with `fields` it has no header, else its first line is the header.
 
@@ -56,13 +65,27 @@ def split_delimited(
             text = raw_bytes.decode("utf-8")
         except UnicodeDecodeError as exc:
             raw = raw_bytes.decode("utf-8", errors="backslashreplace")
-            bad.append((number, raw, "encoding", f"not valid UTF-8 (byte 0x{raw_bytes[exc.start]:02x} at column {exc.start + 1})"))
+            bad.append(
+                (
+                    number,
+                    raw,
+                    "encoding",
+                    f"not valid UTF-8 (byte 0x{raw_bytes[exc.start]:02x} at column {exc.start + 1})",
+                )
+            )
             continue
         parts = text.split(sep)
         if len(parts) == len(header) + 1 and parts[-1] == "":
             parts.pop()
         if len(parts) != len(header):
-            bad.append((number, text, "field_count", f"expected {len(header)} fields separated by {sep!r}, found {len(parts)}"))
+            bad.append(
+                (
+                    number,
+                    text,
+                    "field_count",
+                    f"expected {len(header)} fields separated by {sep!r}, found {len(parts)}",
+                )
+            )
             continue
         good.append([*parts, number, text])
     records = pd.DataFrame(good, columns=[*header, "line", "raw"], dtype=object)
@@ -82,7 +105,11 @@ def _header(
 ) -> tuple[list[str], int]:
     """Return (field names, index of the first data line)."""
     first = next((i for i, line in enumerate(lines) if line.strip()), None)
-    first_text = lines[first].decode("utf-8", errors="replace").strip().lstrip("\ufeff") if first is not None else ""
+    first_text = (
+        lines[first].decode("utf-8", errors="replace").strip().lstrip("\ufeff")
+        if first is not None
+        else ""
+    )
     sep = delimiter or "|"
     looks_like_header = first_text.lower().startswith(marker.lower())
     if fields is not None:

@@ -22,19 +22,46 @@ from reporting.schema import USAGE_COLUMNS, empty_quarantine, quarantine_frame
 
 # sacct field name (lower-case) → our column name. Only these fields are used.
 FIELDS = {
-    "jobid": "job_id", "jobname": "job_name", "user": "user", "account": "account",
-    "partition": "partition", "wckey": "wckey", "comment": "comment", "nodelist": "node_list",
-    "nnodes": "n_nodes", "ncpus": "n_cpus", "alloccpus": "n_cpus", "state": "state",
-    "submit": "submit", "start": "start", "end": "end", "elapsed": "elapsed",
-    "timelimit": "timelimit", "totalcpu": "total_cpu", "reqmem": "req_mem", "maxrss": "max_rss",
-    "alloctres": "alloc_tres", "tresusageintot": "tres_usage_in_tot",
+    "jobid": "job_id",
+    "jobname": "job_name",
+    "user": "user",
+    "account": "account",
+    "partition": "partition",
+    "wckey": "wckey",
+    "comment": "comment",
+    "nodelist": "node_list",
+    "nnodes": "n_nodes",
+    "ncpus": "n_cpus",
+    "alloccpus": "n_cpus",
+    "state": "state",
+    "submit": "submit",
+    "start": "start",
+    "end": "end",
+    "elapsed": "elapsed",
+    "timelimit": "timelimit",
+    "totalcpu": "total_cpu",
+    "reqmem": "req_mem",
+    "maxrss": "max_rss",
+    "alloctres": "alloc_tres",
+    "tresusageintot": "tres_usage_in_tot",
     "consumedenergyraw": "consumed_energy_raw",
-}  # fmt: skip
+}
 REQUIRED = ("job_id", "state", "start", "end", "elapsed")
 # States of runs that are over; anything else (RUNNING, PENDING, ...) is counted, not attributed.
 FINAL_STATES = frozenset(
-    "COMPLETED FAILED TIMEOUT CANCELLED OUT_OF_MEMORY NODE_FAIL PREEMPTED BOOT_FAIL DEADLINE "
-    "REVOKED REQUEUED".split()
+    [
+        "COMPLETED",
+        "FAILED",
+        "TIMEOUT",
+        "CANCELLED",
+        "OUT_OF_MEMORY",
+        "NODE_FAIL",
+        "PREEMPTED",
+        "BOOT_FAIL",
+        "DEADLINE",
+        "REVOKED",
+        "REQUEUED",
+    ]
 )
 GPU_UTIL_PCT_PER_GPU = 100.0  # gres/gpuutil sums per-GPU % over a step's GPUs (slurm2sql#18)
 
@@ -48,12 +75,21 @@ class SlurmRead:
     rows_read: dict[str, int]  # per source file
 
 
-def read_slurm(paths: dict[str, Path], *, site: str, timezone: str, delimiter: str | None,
-               fields: list[str] | None, resolve_gpu: GpuResolver) -> SlurmRead:  # fmt: skip
+def read_slurm(
+    paths: dict[str, Path],
+    *,
+    site: str,
+    timezone: str,
+    delimiter: str | None,
+    fields: list[str] | None,
+    resolve_gpu: GpuResolver,
+) -> SlurmRead:
     """Read every dump of one input (source name → path); a run in several dumps is kept once."""
     usages, quarantines, rows_read = [], [], {}
     for name, path in paths.items():
-        split = split_delimited(path, delimiter=delimiter, fields=fields, header_marker="JobID", source_name=name)
+        split = split_delimited(
+            path, delimiter=delimiter, fields=fields, header_marker="JobID", source_name=name
+        )
         rows_read[name] = split.rows_read
         records = _canonical(split.records, path)
         usage, quarantine = _jobs_with_steps(records, name, site, timezone, resolve_gpu)
@@ -61,7 +97,11 @@ def read_slurm(paths: dict[str, Path], *, site: str, timezone: str, delimiter: s
         quarantines += [split.quarantine, quarantine]
     usage = pd.concat(usages, ignore_index=True) if usages else pd.DataFrame(columns=USAGE_COLUMNS)
     usage, duplicates = _drop_superseded(usage)
-    quarantine = pd.concat([*quarantines, duplicates], ignore_index=True) if quarantines else empty_quarantine()
+    quarantine = (
+        pd.concat([*quarantines, duplicates], ignore_index=True)
+        if quarantines
+        else empty_quarantine()
+    )
     return SlurmRead(usage.reset_index(drop=True), quarantine, rows_read)
 
 
@@ -80,8 +120,9 @@ def _canonical(records: pd.DataFrame, path: Path) -> pd.DataFrame:
     return frame.loc[:, ~frame.columns.duplicated()]
 
 
-def _jobs_with_steps(records: pd.DataFrame, source_file: str, site: str, timezone: str,
-                     resolve_gpu: GpuResolver) -> tuple[pd.DataFrame, pd.DataFrame]:  # fmt: skip
+def _jobs_with_steps(
+    records: pd.DataFrame, source_file: str, site: str, timezone: str, resolve_gpu: GpuResolver
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     records = _with_run_keys(records)
     is_step = records["job_id"].str.contains(".", regex=False)
     jobs, job_problems = _parse_jobs(records[~is_step], site, timezone, resolve_gpu)
@@ -90,12 +131,20 @@ def _jobs_with_steps(records: pd.DataFrame, source_file: str, site: str, timezon
     orphan = ~steps["run_key"].isin(set(jobs["run_key"]))
     parent_bad = ~orphan & ~steps["run_key"].isin(accepted_keys) & step_problems["check"].isna()
     step_problems.loc[orphan & step_problems["check"].isna(), ["check", "reason"]] = [
-        "orphan_step", "step line without a readable job line of its job above it in this file"]  # fmt: skip
-    step_problems.loc[parent_bad, ["check", "reason"]] = ["job_quarantined", "its job line is quarantined"]
+        "orphan_step",
+        "step line without a readable job line of its job above it in this file",
+    ]
+    step_problems.loc[parent_bad, ["check", "reason"]] = [
+        "job_quarantined",
+        "its job line is quarantined",
+    ]
     good_steps = steps[step_problems["check"].isna()]
     usage = _merge_steps(jobs[job_problems["check"].isna()], good_steps, source_file, site)
     quarantine = pd.concat(
-        [_quarantine_rows(jobs, job_problems, source_file), _quarantine_rows(steps, step_problems, source_file)],
+        [
+            _quarantine_rows(jobs, job_problems, source_file),
+            _quarantine_rows(steps, step_problems, source_file),
+        ],
         ignore_index=True,
     )
     return usage, quarantine
@@ -119,8 +168,12 @@ def _with_run_keys(records: pd.DataFrame) -> pd.DataFrame:
 
 
 def _problems(index: pd.Index) -> pd.DataFrame:
-    return pd.DataFrame({"check": pd.Series(None, index=index, dtype=object),
-                         "reason": pd.Series(None, index=index, dtype=object)})  # fmt: skip
+    return pd.DataFrame(
+        {
+            "check": pd.Series(None, index=index, dtype=object),
+            "reason": pd.Series(None, index=index, dtype=object),
+        }
+    )
 
 
 def _flag(problems: pd.DataFrame, mask: pd.Series, check: str, reason: pd.Series | str) -> None:
@@ -130,19 +183,26 @@ def _flag(problems: pd.DataFrame, mask: pd.Series, check: str, reason: pd.Series
     problems.loc[new, "reason"] = reason[new] if isinstance(reason, pd.Series) else reason
 
 
-def _unparseable(problems: pd.DataFrame, frame: pd.DataFrame, column: str, field: str, bad: pd.Series) -> None:
+def _unparseable(
+    problems: pd.DataFrame, frame: pd.DataFrame, column: str, field: str, bad: pd.Series
+) -> None:
     _flag(problems, bad, "unparseable", f"unparseable {field} value " + frame[column].map(repr))
 
 
-def _parse_jobs(jobs: pd.DataFrame, site: str, timezone: str,
-                resolve_gpu: GpuResolver) -> tuple[pd.DataFrame, pd.DataFrame]:  # fmt: skip
+def _parse_jobs(
+    jobs: pd.DataFrame, site: str, timezone: str, resolve_gpu: GpuResolver
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     problems = _problems(jobs.index)
     tres = sv.parse_tres(jobs["alloc_tres"])
     out = jobs.assign(site=site, state=sv.parse_state(jobs["state"]))
     for column, field in (("submit", "Submit"), ("start", "Start"), ("end", "End")):
         out[column], bad = sv.parse_local_time(jobs[column], timezone)
         _unparseable(problems, jobs, column, field, bad)
-    for column, field in (("elapsed", "Elapsed"), ("timelimit", "Timelimit"), ("total_cpu", "TotalCPU")):
+    for column, field in (
+        ("elapsed", "Elapsed"),
+        ("timelimit", "Timelimit"),
+        ("total_cpu", "TotalCPU"),
+    ):
         out[column], bad = sv.parse_duration_s(jobs[column])
         _unparseable(problems, jobs, column, field, bad)
     for column, field in (("n_nodes", "NNodes"), ("n_cpus", "NCPUS")):
@@ -152,7 +212,7 @@ def _parse_jobs(jobs: pd.DataFrame, site: str, timezone: str,
     out["n_gpus"], bad = sv.parse_count(tres.get("gres/gpu", _empty(jobs)))
     _unparseable(problems, jobs, "alloc_tres", "AllocTRES gres/gpu", bad)
     out["n_gpus"] = out["n_gpus"].fillna(0.0)
-    out["gpu_type"] = tres["gpu_type"] if "gpu_type" in tres else None
+    out["gpu_type"] = tres.get("gpu_type", None)
     out["req_mem"], bad = sv.parse_memory_gb(jobs["req_mem"], out["n_cpus"], out["n_nodes"])
     _unparseable(problems, jobs, "req_mem", "ReqMem", bad)
     out["energy_kwh"], bad = sv.parse_energy_kwh(jobs["consumed_energy_raw"])
@@ -169,8 +229,12 @@ def _check_runs(jobs: pd.DataFrame, problems: pd.DataFrame, resolve_gpu: GpuReso
     """Checks on runs that are over: times in order, a GPU model we can power-model."""
     over = jobs["state"].isin(FINAL_STATES) & jobs["end"].notna()
     backwards = over & jobs["start"].notna() & (jobs["end"] < jobs["start"])
-    _flag(problems, backwards, "end_before_start",
-          "End " + jobs["end"].astype(str) + " is before Start " + jobs["start"].astype(str))  # fmt: skip
+    _flag(
+        problems,
+        backwards,
+        "end_before_start",
+        "End " + jobs["end"].astype(str) + " is before Start " + jobs["start"].astype(str),
+    )
     negative = over & (jobs["elapsed"] < 0)
     _flag(problems, negative, "negative_duration", "Elapsed is negative")
     model, problem = resolve_gpu(jobs.assign(gpu_type=jobs["gpu_type"].where(jobs["n_gpus"] > 0)))
@@ -196,7 +260,9 @@ def _parse_steps(steps: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     return out, problems
 
 
-def _merge_steps(jobs: pd.DataFrame, steps: pd.DataFrame, source_file: str, site: str) -> pd.DataFrame:
+def _merge_steps(
+    jobs: pd.DataFrame, steps: pd.DataFrame, source_file: str, site: str
+) -> pd.DataFrame:
     by_parent = steps.groupby("run_key").agg(
         mem_used_max_gb=("max_rss_gb", "max"),
         gpu_util_ratio=("gpu_util_ratio", "max"),
@@ -206,27 +272,49 @@ def _merge_steps(jobs: pd.DataFrame, steps: pd.DataFrame, source_file: str, site
     merged = jobs.join(by_parent, on="run_key")
     duration_s = merged["elapsed"]
     measured = merged["energy_kwh"].fillna(merged["step_energy_kwh"])
-    measured_source = np.where(merged["energy_kwh"].notna(), "slurm:ConsumedEnergyRaw(job)",
-                               np.where(measured.notna(), "slurm:ConsumedEnergyRaw(max step)", None))  # fmt: skip
+    measured_source = np.where(
+        merged["energy_kwh"].notna(),
+        "slurm:ConsumedEnergyRaw(job)",
+        np.where(measured.notna(), "slurm:ConsumedEnergyRaw(max step)", None),
+    )
     submit_key = merged["submit"].dt.strftime("%Y%m%dT%H%M%SZ").fillna("unknown")
-    usage = pd.DataFrame({
-        "usage_id": "slurm:" + site + ":" + merged["job_id"] + ":" + submit_key,
-        "source": "slurm", "source_file": source_file, "line": merged["line"],
-        "lines_merged": 1 + merged["step_lines"].fillna(0).astype("int64"),
-        "site": site, "partition": merged["partition"], "submitted_at": merged["submit"],
-        "started_at": merged["start"], "ended_at": merged["end"], "duration_s": duration_s,
-        "user": merged["user"], "account": merged["account"], "namespace": None,
-        "job_name": merged["job_name"], "comment": merged["comment"], "wckey": merged["wckey"],
-        "state": merged["state"], "node_list": merged["node_list"], "n_nodes": merged["n_nodes"],
-        "n_cpus": merged["n_cpus"], "n_gpus": merged["n_gpus"], "gpu_type": merged["gpu_type"],
-        "gpu_model": merged["gpu_model"], "mem_requested_gb": merged["req_mem"],
-        "mem_used_max_gb": merged["mem_used_max_gb"], "cpu_time_s": merged["total_cpu"],
-        "cpu_util_ratio": _cpu_util_ratio(merged["total_cpu"], duration_s, merged["n_cpus"]),
-        "gpu_util_ratio": merged["gpu_util_ratio"].where(merged["n_gpus"] > 0),
-        "timelimit_s": merged["timelimit"], "measured_energy_kwh": measured,
-        "measured_energy_source": measured_source,
-        "raw": merged["raw"],
-    })  # fmt: skip
+    usage = pd.DataFrame(
+        {
+            "usage_id": "slurm:" + site + ":" + merged["job_id"] + ":" + submit_key,
+            "source": "slurm",
+            "source_file": source_file,
+            "line": merged["line"],
+            "lines_merged": 1 + merged["step_lines"].fillna(0).astype("int64"),
+            "site": site,
+            "partition": merged["partition"],
+            "submitted_at": merged["submit"],
+            "started_at": merged["start"],
+            "ended_at": merged["end"],
+            "duration_s": duration_s,
+            "user": merged["user"],
+            "account": merged["account"],
+            "namespace": None,
+            "job_name": merged["job_name"],
+            "comment": merged["comment"],
+            "wckey": merged["wckey"],
+            "state": merged["state"],
+            "node_list": merged["node_list"],
+            "n_nodes": merged["n_nodes"],
+            "n_cpus": merged["n_cpus"],
+            "n_gpus": merged["n_gpus"],
+            "gpu_type": merged["gpu_type"],
+            "gpu_model": merged["gpu_model"],
+            "mem_requested_gb": merged["req_mem"],
+            "mem_used_max_gb": merged["mem_used_max_gb"],
+            "cpu_time_s": merged["total_cpu"],
+            "cpu_util_ratio": _cpu_util_ratio(merged["total_cpu"], duration_s, merged["n_cpus"]),
+            "gpu_util_ratio": merged["gpu_util_ratio"].where(merged["n_gpus"] > 0),
+            "timelimit_s": merged["timelimit"],
+            "measured_energy_kwh": measured,
+            "measured_energy_source": measured_source,
+            "raw": merged["raw"],
+        }
+    )
     return usage
 
 
@@ -240,9 +328,12 @@ def _cpu_util_ratio(total_cpu_s: pd.Series, duration_s: pd.Series, n_cpus: pd.Se
 def _quarantine_rows(frame: pd.DataFrame, problems: pd.DataFrame, source_file: str) -> pd.DataFrame:
     bad = problems["check"].notna()
     return quarantine_frame(
-        source_file=source_file, line=frame.loc[bad, "line"].tolist(), raw=frame.loc[bad, "raw"].tolist(),
-        check=problems.loc[bad, "check"].tolist(), reason=problems.loc[bad, "reason"].tolist(),
-    )  # fmt: skip
+        source_file=source_file,
+        line=frame.loc[bad, "line"].tolist(),
+        raw=frame.loc[bad, "raw"].tolist(),
+        check=problems.loc[bad, "check"].tolist(),
+        reason=problems.loc[bad, "reason"].tolist(),
+    )
 
 
 def _drop_superseded(usage: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -260,11 +351,15 @@ def _drop_superseded(usage: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     keep = ~ranked.duplicated("usage_id", keep="last")
     dropped = ranked[~keep]
     kept_line = ranked[keep].set_index("usage_id")[["source_file", "line"]]
-    where = dropped["usage_id"].map(lambda u: f"{kept_line.at[u, 'source_file']}:{kept_line.at[u, 'line']}")
+    where = dropped["usage_id"].map(
+        lambda u: f"{kept_line.at[u, 'source_file']}:{kept_line.at[u, 'line']}"
+    )
     rows = dropped.loc[dropped.index.repeat(dropped["lines_merged"])]
     quarantine = quarantine_frame(
-        source_file=rows["source_file"].tolist(), line=rows["line"].tolist(), raw=rows["raw"].tolist(),
+        source_file=rows["source_file"].tolist(),
+        line=rows["line"].tolist(),
+        raw=rows["raw"].tolist(),
         check="duplicate",
         reason=("superseded by the record at " + where.loc[rows.index]).tolist(),
-    )  # fmt: skip
+    )
     return ranked[keep].drop(columns=["_final", "_end"]).sort_index(), quarantine

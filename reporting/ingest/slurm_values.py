@@ -48,7 +48,9 @@ def parse_duration_s(text: pd.Series) -> tuple[pd.Series, pd.Series]:
     return total_s.where(parts["m"].notna()).astype("float64"), unparseable
 
 
-def parse_memory_gb(text: pd.Series, n_cpus: pd.Series, n_nodes: pd.Series) -> tuple[pd.Series, pd.Series]:
+def parse_memory_gb(
+    text: pd.Series, n_cpus: pd.Series, n_nodes: pd.Series
+) -> tuple[pd.Series, pd.Series]:
     """Memory like `32G`, `1294440K`, `0`, or legacy `6760Mc` (per CPU) / `250Gn` (per node) → GB total.
 
     Returns (gigabytes, unparseable).
@@ -110,7 +112,9 @@ def parse_local_time(text: pd.Series, timezone: str) -> tuple[pd.Series, pd.Seri
     stripped = text.fillna("").str.strip()
     blank = _blank(stripped)
     # sacct prints `2024-04-04T21:45:17`; SLURM_TIME_FORMAT may give `2024-03-15-20:24:16`.
-    normalised = stripped.str.replace(r"^(\d{4}-\d{2}-\d{2})[T -](\d{2}:\d{2}:\d{2})$", r"\1T\2", regex=True)
+    normalised = stripped.str.replace(
+        r"^(\d{4}-\d{2}-\d{2})[T -](\d{2}:\d{2}:\d{2})$", r"\1T\2", regex=True
+    )
     parsed = pd.to_datetime(normalised.where(~blank), format="%Y-%m-%dT%H:%M:%S", errors="coerce")
     localised = parsed.dt.tz_localize(
         timezone, ambiguous=np.ones(len(parsed), dtype=bool), nonexistent="shift_forward"
