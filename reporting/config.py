@@ -6,6 +6,7 @@ grows with the tool. Every key is documented once, on its field, and in README.m
 
 from __future__ import annotations
 
+import os
 import re
 import tomllib
 from pathlib import Path
@@ -213,10 +214,11 @@ class Config(_Strict):
 
     def display_path(self, path: Path) -> str:
         """A file's name in ledgers and reports: relative to the config file when below it."""
+        absolute = Path(os.path.abspath(path))  # not resolve(): keep a symlink's own name
         try:
-            return path.resolve().relative_to(self.base_dir).as_posix()
+            return absolute.relative_to(self.base_dir).as_posix()
         except ValueError:
-            return path.resolve().as_posix()
+            return absolute.as_posix()
 
 
 def load_config(path: Path) -> Config:

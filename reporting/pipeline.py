@@ -46,7 +46,7 @@ def input_paths(config: Config, index: int, spec: Input) -> dict[str, Path]:
     """Files of an input, named by their path relative to the config file (portable in reports)."""
     pattern = config.resolve(spec.path)
     paths = (
-        sorted(p for p in pattern.parent.glob(pattern.name) if p.is_file())
+        sorted(p for p in pattern.parent.glob(pattern.name) if not p.is_dir())
         if pattern.parent.is_dir()
         else []
     )
@@ -75,6 +75,9 @@ def ingest(config: Config) -> Intake:
         for source_file, rows_read in read.rows_read.items():
             stats = _file_stats(read.usage, read.quarantine, source_file, rows_read, spec.kind)
             files[source_file] = stats
+            if source_file in read.file_errors:
+                log.error("%s: %s", source_file, read.file_errors[source_file])
+                gate.append(f"{source_file}: {read.file_errors[source_file]}")
             if rows_read and stats["rows_quarantined"] / rows_read > spec.max_quarantined_ratio:
                 gate.append(
                     f"{source_file}: {stats['rows_quarantined']} of {rows_read} rows quarantined "

@@ -169,20 +169,34 @@ def test_requeued_runs_are_separate_runs(tmp_path: Path) -> None:
     assert intake.usage["usage_id"].is_unique
 
 
-def test_header_less_dump_without_fields_is_a_clear_error(tmp_path: Path) -> None:
+def test_header_less_dump_without_fields_is_quarantined_with_the_fix(tmp_path: Path) -> None:
     folder = tmp_path / "in"
     folder.mkdir()
-    (folder / "x.psv").write_text(JOB + "\n", encoding="utf-8")
-    with pytest.raises(InputError, match=r"x\.psv: line 1 is not a header.*set `fields`"):
-        ingest(load_config(_config(tmp_path)))
+    (folder / "x.psv").write_text(JOB + "\n" + JOB.replace("100|", "101|") + "\n", encoding="utf-8")
+    _dump(tmp_path, [JOB.replace("100|", "200|")], "good.psv")  # other files carry on
+    intake = ingest(load_config(_config(tmp_path)))
+    bad = intake.quarantine[intake.quarantine["source_file"] == "in/x.psv"]
+    assert list(bad["line"]) == [1, 2] and set(bad["check"]) == {"no_header"}
+    assert "set `fields`" in bad.iloc[0]["reason"]
+    assert intake.files["in/x.psv"]["rows_quarantined"] == 2
+    assert len(intake.usage) == 1
 
 
-def test_missing_required_field_names_the_file(tmp_path: Path) -> None:
+def test_missing_required_field_quarantines_the_file_with_the_reason(tmp_path: Path) -> None:
     folder = tmp_path / "in"
     folder.mkdir()
     (folder / "x.psv").write_text("JobID|State\n1|COMPLETED\n", encoding="utf-8")
-    with pytest.raises(InputError, match=r"x\.psv: no start, end, elapsed field"):
-        ingest(load_config(_config(tmp_path)))
+    intake = ingest(load_config(_config(tmp_path)))
+    (row,) = intake.quarantine.to_dict("records")
+    assert row["check"] == "missing_fields" and "no start, end, elapsed field" in row["reason"]
+
+
+def test_unreadable_file_fails_the_gate_but_not_the_run(tmp_path: Path) -> None:
+    _dump(tmp_path, [JOB], "good.psv")
+    (tmp_path / "in" / "gone.psv").symlink_to(tmp_path / "deleted-since")  # a file that vanished
+    intake = ingest(load_config(_config(tmp_path)))
+    assert len(intake.usage) == 1
+    assert any("in/gone.psv: cannot read" in failure for failure in intake.gate_failures)
 
 
 def test_no_file_matching_the_input_path(tmp_path: Path) -> None:
@@ -205,3 +219,9 @@ def test_steps_of_requeued_runs_stay_with_their_own_run(tmp_path: Path) -> None:
     assert by_state.loc["REQUEUED", "mem_used_max_gb"] == pytest.approx(1.0)
     assert by_state.loc["COMPLETED", "mem_used_max_gb"] == pytest.approx(3.0)
     assert list(by_state["lines_merged"]) == [2, 2]
+
+
+def test_a_dump_with_only_a_header_is_a_quiet_night(tmp_path: Path) -> None:
+    _dump(tmp_path, [])
+    (stats,) = ingest(load_config(_config(tmp_path))).files.values()
+    assert (stats["rows_read"], stats["rows_accepted"], stats["rows_quarantined"]) == (0, 0, 0)

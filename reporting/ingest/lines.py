@@ -11,8 +11,16 @@ from pathlib import Path
 
 import pandas as pd
 
-from reporting.errors import InputError
 from reporting.schema import quarantine_frame
+
+
+class FileProblem(Exception):
+    """A whole file cannot be read in its format: its lines are quarantined with this check."""
+
+    def __init__(self, check: str, reason: str) -> None:
+        super().__init__(reason)
+        self.check = check
+        self.reason = reason
 
 
 @dataclass(frozen=True)
@@ -22,19 +30,18 @@ class SplitLines:
     records: pd.DataFrame
     quarantine: pd.DataFrame
     rows_read: int  # data lines: every non-blank line except the header
+    error: str | None = None  # the file could not be read at all (it vanished, no permission)
 
 
-def read_bytes(path: Path) -> bytes:
-    try:
-        return path.read_bytes()
-    except IsADirectoryError:
-        raise InputError(
-            f"{path}: is a folder, not a file. Point the input path at files."
-        ) from None
-    except OSError as exc:
-        raise InputError(
-            f"{path}: cannot read ({exc.strerror}). Check the path and permissions."
-        ) from exc
+def quarantine_all(records: pd.DataFrame, source_name: str, problem: FileProblem) -> pd.DataFrame:
+    """Every record of a file that cannot be read in its format, with the file-level reason."""
+    return quarantine_frame(
+        source_file=source_name,
+        line=records["line"].tolist(),
+        raw=records["raw"].tolist(),
+        check=problem.check,
+        reason=problem.reason,
+    )
 
 
 def split_delimited(
@@ -50,16 +57,28 @@ def split_delimited(
     A trailing delimiter (sacct `--parsable`) is accepted: N fields may come as N+1 parts with
     an empty last one.
     """
-    lines = read_bytes(path).split(b"\n")
-    header, first_data = _header(path, lines, delimiter, fields, header_marker)
+    try:
+        lines = path.read_bytes().split(b"\n")
+    except OSError as exc:
+        empty = quarantine_frame(source_file=[], line=[], raw=[], check=[], reason=[])
+        reason = f"cannot read ({exc.strerror or type(exc).__name__}); check the file and its permissions"
+        return SplitLines(pd.DataFrame(columns=["line", "raw"]), empty, 0, reason)
+    try:
+        header, first_data = _header(lines, delimiter, fields, header_marker)
+    except FileProblem as problem:
+        every_line = [
+            (n, b.rstrip(b"\r").decode("utf-8", "backslashreplace"))
+            for n, b in _data_lines(lines, 0)
+        ]
+        records = pd.DataFrame(every_line, columns=["line", "raw"])
+        return SplitLines(
+            records.iloc[0:0], quarantine_all(records, source_name, problem), len(records)
+        )
     sep = delimiter or "|"
     good: list[list[str]] = []
     bad: list[tuple[int, str, str, str]] = []
     rows_read = 0
-    for number, raw_bytes in enumerate(lines[first_data:], start=first_data + 1):
-        raw_bytes = raw_bytes.rstrip(b"\r")
-        if not raw_bytes.strip():
-            continue
+    for number, raw_bytes in _data_lines(lines, first_data):
         rows_read += 1
         try:
             text = raw_bytes.decode("utf-8")
@@ -100,8 +119,14 @@ def split_delimited(
     return SplitLines(records, quarantine, rows_read)
 
 
+def _data_lines(lines: list[bytes], first: int) -> list[tuple[int, bytes]]:
+    """(1-based line number, bytes without CR) of every non-blank line from index `first`."""
+    stripped = ((n, b.rstrip(b"\r")) for n, b in enumerate(lines[first:], start=first + 1))
+    return [(n, b) for n, b in stripped if b.strip()]
+
+
 def _header(
-    path: Path, lines: list[bytes], delimiter: str | None, fields: list[str] | None, marker: str
+    lines: list[bytes], delimiter: str | None, fields: list[str] | None, marker: str
 ) -> tuple[list[str], int]:
     """Return (field names, index of the first data line)."""
     first = next((i for i, line in enumerate(lines) if line.strip()), None)
@@ -118,9 +143,10 @@ def _header(
     if first is None:
         return [], len(lines)
     if not looks_like_header:
-        raise InputError(
-            f"{path}: line {first + 1} is not a header (it does not start with {marker!r}). "
-            "For dumps without a header (sacct --noheader), set `fields` (and `delimiter`) on the input in the config."
+        raise FileProblem(
+            "no_header",
+            f"line {first + 1} is not a header (it does not start with {marker!r}); for dumps "
+            "without a header (sacct --noheader) set `fields` (and `delimiter`) on the input",
         )
     names = first_text.split(sep)
     if names and names[-1] == "":

@@ -15,9 +15,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from reporting.errors import InputError
 from reporting.ingest import slurm_values as sv
-from reporting.ingest.lines import split_delimited
+from reporting.ingest.lines import FileProblem, quarantine_all, split_delimited
 from reporting.schema import USAGE_COLUMNS, empty_quarantine, quarantine_frame
 
 # sacct field name (lower-case) → our column name. Only these fields are used.
@@ -73,6 +72,7 @@ class SlurmRead:
     usage: pd.DataFrame  # USAGE_COLUMNS
     quarantine: pd.DataFrame  # QUARANTINE_COLUMNS
     rows_read: dict[str, int]  # per source file
+    file_errors: dict[str, str]  # source file → why it could not be read at all
 
 
 def read_slurm(
@@ -85,16 +85,25 @@ def read_slurm(
     resolve_gpu: GpuResolver,
 ) -> SlurmRead:
     """Read every dump of one input (source name → path); a run in several dumps is kept once."""
-    usages, quarantines, rows_read = [], [], {}
+    usages, quarantines, rows_read, errors = [], [], {}, {}
     for name, path in paths.items():
         split = split_delimited(
             path, delimiter=delimiter, fields=fields, header_marker="JobID", source_name=name
         )
         rows_read[name] = split.rows_read
-        records = _canonical(split.records, path)
+        if split.error:
+            errors[name] = split.error
+        quarantines.append(split.quarantine)
+        if split.records.empty:  # empty dump (a quiet night), or nothing readable in it
+            continue
+        try:
+            records = _canonical(split.records)
+        except FileProblem as problem:
+            quarantines.append(quarantine_all(split.records, name, problem))
+            continue
         usage, quarantine = _jobs_with_steps(records, name, site, timezone, resolve_gpu)
         usages.append(usage)
-        quarantines += [split.quarantine, quarantine]
+        quarantines.append(quarantine)
     usage = pd.concat(usages, ignore_index=True) if usages else pd.DataFrame(columns=USAGE_COLUMNS)
     usage, duplicates = _drop_superseded(usage)
     quarantine = (
@@ -102,17 +111,18 @@ def read_slurm(
         if quarantines
         else empty_quarantine()
     )
-    return SlurmRead(usage.reset_index(drop=True), quarantine, rows_read)
+    return SlurmRead(usage.reset_index(drop=True), quarantine, rows_read, errors)
 
 
-def _canonical(records: pd.DataFrame, path: Path) -> pd.DataFrame:
+def _canonical(records: pd.DataFrame) -> pd.DataFrame:
     renamed = {c: FIELDS[c.strip().lower()] for c in records.columns if c.strip().lower() in FIELDS}
     frame = records.rename(columns=renamed)
     missing = [f for f in REQUIRED if f not in frame.columns]
     if missing and not records.empty:
-        raise InputError(
-            f"{path}: no {', '.join(missing)} field (fields are: {', '.join(records.columns[:-2])}). "
-            "Dump with sacct --format including JobID,State,Start,End,Elapsed, or fix `fields` in the config."
+        raise FileProblem(
+            "missing_fields",
+            f"the dump has no {', '.join(missing)} field (it has {', '.join(records.columns[:-2])}); "
+            "dump with sacct --format including JobID,State,Start,End,Elapsed, or fix `fields` in the config",
         )
     for column in FIELDS.values():
         if column not in frame.columns:
