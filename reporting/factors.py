@@ -95,73 +95,52 @@ def known_zones() -> list[str]:
     return sorted(set(table("grid_intensity")["zone"]))
 
 
-def gpu_models() -> dict[str, str]:
-    """Lower-case model name or alias → canonical GPU model."""
+@cache
+def _model_names(table_name: str) -> dict[str, str]:
+    """Lower-case model name or alias → canonical model, for a hardware power table."""
     mapping: dict[str, str] = {}
-    for _, row in table("gpu_power").iterrows():
+    for _, row in table(table_name).iterrows():
         mapping[row["model"].lower()] = row["model"]
         for alias in filter(None, (a.strip().lower() for a in row["aliases"].split(";"))):
             mapping[alias] = row["model"]
     return mapping
+
+
+def gpu_models() -> dict[str, str]:
+    return _model_names("gpu_power")
+
+
+def cpu_models() -> dict[str, str]:
+    return _model_names("cpu_power")
+
+
+def _power_pair(table_name: str, model: str, columns: tuple[str, str], unit: str,
+                is_default: bool) -> tuple[Factor, Factor]:  # fmt: skip
+    """(idle, full-load) power factors of one model from a hardware power table."""
+    row = table(table_name).set_index("model").loc[model]
+    return tuple(  # type: ignore[return-value]
+        _row_factor(
+            row,
+            factor_id=f"{table_name}:{model}:{end}",
+            kind=f"{table_name}_{end}",
+            key=model,
+            value=float(row[column]),
+            unit=unit,
+            is_default=is_default,
+        )
+        for end, column in zip(("min", "max"), columns, strict=True)
+    )
 
 
 def gpu_power_factors(model: str, *, is_default: bool = False) -> tuple[Factor, Factor]:
     """(idle W, full-load W) of one GPU of a canonical model."""
-    row = table("gpu_power").set_index("model").loc[model]
-    row = pd.concat([row, pd.Series({"model": model})])
-    return (
-        _row_factor(
-            row,
-            factor_id=f"gpu_power:{model}:min",
-            kind="gpu_power_min",
-            key=model,
-            value=float(row["min_w"]),
-            unit="W per GPU",
-            is_default=is_default,
-        ),
-        _row_factor(
-            row,
-            factor_id=f"gpu_power:{model}:max",
-            kind="gpu_power_max",
-            key=model,
-            value=float(row["max_w"]),
-            unit="W per GPU",
-            is_default=is_default,
-        ),
-    )
-
-
-def cpu_models() -> dict[str, str]:
-    mapping: dict[str, str] = {}
-    for _, row in table("cpu_power").iterrows():
-        mapping[row["model"].lower()] = row["model"]
-        for alias in filter(None, (a.strip().lower() for a in row["aliases"].split(";"))):
-            mapping[alias] = row["model"]
-    return mapping
+    return _power_pair("gpu_power", model, ("min_w", "max_w"), "W per GPU", is_default)
 
 
 def cpu_power_factors(model: str, *, is_default: bool = False) -> tuple[Factor, Factor]:
     """(idle W, full-load W) per allocated CPU (hardware thread) of a CPU model."""
-    row = table("cpu_power").set_index("model").loc[model]
-    return (
-        _row_factor(
-            row,
-            factor_id=f"cpu_power:{model}:min",
-            kind="cpu_power_min",
-            key=model,
-            value=float(row["min_w_per_thread"]),
-            unit="W per CPU",
-            is_default=is_default,
-        ),
-        _row_factor(
-            row,
-            factor_id=f"cpu_power:{model}:max",
-            kind="cpu_power_max",
-            key=model,
-            value=float(row["max_w_per_thread"]),
-            unit="W per CPU",
-            is_default=is_default,
-        ),
+    return _power_pair(
+        "cpu_power", model, ("min_w_per_thread", "max_w_per_thread"), "W per CPU", is_default
     )
 
 

@@ -13,6 +13,7 @@ import os
 from collections.abc import Iterable
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pyarrow as pa
@@ -161,9 +162,7 @@ INTAKE_FILE = "_intake.json"
 QUARANTINE_FILE = "_quarantine.parquet"
 
 
-def write_intake(
-    root: Path, intake: dict[str, dict[str, object]], quarantine: pd.DataFrame
-) -> None:
+def write_intake(root: Path, intake: dict[str, dict[str, Any]], quarantine: pd.DataFrame) -> None:
     """Per input file: what was read, accepted, quarantined, left waiting; replaces those files' records."""
 
     old = read_intake(root)
@@ -186,7 +185,7 @@ def write_intake(
     os.replace(tmp_q, root / QUARANTINE_FILE)
 
 
-def read_intake(root: Path) -> dict[str, dict[str, object]]:
+def read_intake(root: Path) -> dict[str, dict[str, Any]]:
 
     path = root / INTAKE_FILE
     return json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}

@@ -75,7 +75,7 @@ def split_delimited(
             records.iloc[0:0], quarantine_all(records, source_name, problem), len(records)
         )
     sep = delimiter or "|"
-    good: list[list[str]] = []
+    good: list[list[str | int]] = []
     bad: list[tuple[int, str, str, str]] = []
     rows_read = 0
     for number, raw_bytes in _data_lines(lines, first_data):

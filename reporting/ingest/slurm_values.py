@@ -30,7 +30,7 @@ def _numeric(text: pd.Series) -> pd.Series:
     return pd.to_numeric(text.astype(object), errors="coerce").astype("float64")
 
 
-def _blank(text: pd.Series, extra: set[str] = frozenset()) -> pd.Series:
+def _blank(text: pd.Series, extra: frozenset[str] | set[str] = frozenset()) -> pd.Series:
     return text.isna() | text.str.strip().isin(EMPTY_TEXT | set(extra))
 
 
