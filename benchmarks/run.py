@@ -69,7 +69,8 @@ def atlas_config_text(input_glob: str) -> str:
         f'[[inputs]]\nkind = "slurm"\npath = "{input_glob}"\nsite = "{SITE}"\n'
         "max_quarantined_ratio = 1.0\n"
     )
-    text = "\n".join(kept)
+    text = "# Written by benchmarks/run.py: the atlas sections of sample_logs/greenops.toml.\n"
+    text += "\n".join(kept)
     parsed = tomllib.loads(text)  # fail here, not inside the measurement, if the cut went wrong
     assert [s["name"] for s in parsed["sites"]] == [SITE] and len(parsed["inputs"]) == 1
     return text
@@ -83,28 +84,9 @@ def prepare(lines: int, work: Path, seed: int) -> tuple[Path, int, int]:
         shutil.rmtree(folder, ignore_errors=True)
         jobs = max(1, round(lines / LINES_PER_JOB))
         print(f"generating ~{lines:,} lines ({jobs:,} jobs) in {data} ...", file=sys.stderr)
-        subprocess.run(
-            [
-                sys.executable,
-                str(HERE / "generate.py"),
-                "sacct",
-                "--cluster",
-                SITE,
-                "--jobs",
-                str(jobs),
-                "--seed",
-                str(seed),
-                "--start",
-                START,
-                "--end",
-                END,
-                "--out",
-                str(data),
-                "--split",
-                "none",
-            ],
-            check=True,
-        )
+        options = f"--cluster {SITE} --jobs {jobs} --seed {seed} --start {START} --end {END}"
+        generate = [sys.executable, str(HERE / "generate.py"), "sacct", *options.split()]
+        subprocess.run([*generate, "--split", "none", "--out", str(data)], check=True)
         (folder / DONE_MARKER).write_text(f"jobs={jobs} seed={seed}\n")
     config = folder / "greenops.toml"
     config.write_text(atlas_config_text("data/*.psv"), encoding="utf-8")
@@ -119,17 +101,8 @@ def prepare(lines: int, work: Path, seed: int) -> tuple[Path, int, int]:
 def measure(greenops: Path, config: Path, out: Path) -> dict[str, float]:
     """Run `greenops run` once into a fresh `out`; wall s, CPU s and peak RSS MiB of the child."""
     shutil.rmtree(out, ignore_errors=True)
-    command = [
-        str(greenops),
-        "run",
-        "--config",
-        str(config),
-        "--date",
-        RUN_DATE,
-        "--out",
-        str(out),
-        "--quiet",
-    ]
+    options = ["--date", RUN_DATE, "--out", str(out), "--quiet"]
+    command = [str(greenops), "run", "--config", str(config), *options]
     with tempfile.TemporaryFile() as stderr:
         began = time.perf_counter()
         child = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=stderr)
@@ -176,18 +149,9 @@ def main() -> int:
     parser.add_argument("--lines", type=int, nargs="+", required=True, help="dump sizes (lines)")
     parser.add_argument("--repeat", type=int, default=3, help="runs per size (median reported)")
     parser.add_argument("--seed", type=int, default=7, help="generator seed")
-    parser.add_argument(
-        "--work",
-        type=Path,
-        default=Path(tempfile.gettempdir()) / "greenops-bench",
-        help="cache of generated dumps and configs",
-    )
-    parser.add_argument(
-        "--keep",
-        type=Path,
-        metavar="DIR",
-        help="keep each run's output folder under DIR (default: deleted)",
-    )
+    work = Path(tempfile.gettempdir()) / "greenops-bench"
+    parser.add_argument("--work", type=Path, default=work, help="cache of dumps and configs")
+    parser.add_argument("--keep", type=Path, metavar="DIR", help="keep run outputs under DIR")
     parser.add_argument("--date-label", default="not given", help="measurement date to print")
     args = parser.parse_args()
     if args.repeat < 1 or any(n < 1 for n in args.lines):
@@ -199,10 +163,7 @@ def main() -> int:
         config, actual, size = prepare(lines, args.work.resolve(), args.seed)
         runs = []
         for i in range(1, args.repeat + 1):
-            if args.keep:
-                out = args.keep.resolve() / f"{lines}-run{i}"
-            else:
-                out = args.work.resolve() / "out"
+            out = (args.keep or args.work).resolve() / (f"{lines}-run{i}" if args.keep else "out")
             result = measure(greenops, config, out)
             runs.append(result)
             print(

@@ -14,7 +14,7 @@ import pandas as pd
 
 from reporting import carbon, cost, energy, owners
 from reporting.config import Config
-from reporting.factors import Factor, method_factor
+from reporting.factors import Factor
 from reporting.ingest.slurm import FINAL_STATES
 from reporting.schema import LEDGER_COLUMNS, LEDGER_SCHEMA
 from reporting.site_params import parameters
@@ -47,8 +47,6 @@ def attribute_usage(usage: pd.DataFrame, config: Config, run_id: str) -> Attribu
     params, used = parameters(runs, config)
     per_run = _per_run(runs, params, config)
     ledger = _to_ledger(split_by_day(per_run), run_id)
-    default_util = method_factor("default_gpu_util_ratio", is_default=True)
-    used = [f if f.factor_id != default_util.factor_id else default_util for f in used]
     return Attribution(ledger, used, not_attributed)
 
 
@@ -79,6 +77,12 @@ def _per_run(runs: pd.DataFrame, params: pd.DataFrame, config: Config) -> pd.Dat
     frame["gpu_power_factor_id"] = frame["gpu_power_factor_id"].where(
         modelled & (runs["n_gpus"] > 0)
     )
+    frame["cpu_util_factor_id"] = frame["cpu_util_factor_id"].where(
+        it["cpu_util_defaulted"] & modelled
+    )
+    frame["energy_check_factor_id"] = frame["energy_check_factor_id"].where(
+        runs["measured_energy_kwh"].notna()
+    )
     frame["cpu_power_factor_id"] = frame["cpu_power_factor_id"].where(modelled)
     frame["memory_factor_id"] = frame["memory_factor_id"].where(modelled)
     frame["scope"] = "2"
@@ -93,8 +97,7 @@ def _energy_notes(runs: pd.DataFrame, it: pd.DataFrame) -> pd.Series:
         f"measured {kwh:.6g} kWh rejected as implausible; modelled instead"
         for kwh in runs.loc[rejected, "measured_energy_kwh"]
     ]
-    cpu = it["cpu_util_defaulted"] & ~rejected
-    notes[cpu] = "no TotalCPU: CPUs modelled at full load"
+    # A default CPU utilisation is recorded in cpu_util_factor_id, not repeated here.
     memory = it["memory_unknown"]
     notes[memory] = notes[memory].fillna("") + "; no ReqMem: memory power not counted"
     return notes.str.lstrip("; ")

@@ -38,6 +38,7 @@ class Methodology(_Strict):
     cpu_max_w_per_thread: Positive | None = None  # full-load power per allocated CPU, W
     memory_w_per_gb: NonNegative | None = None  # power of allocated memory, W per GB
     default_gpu_util_ratio: Ratio | None = None  # used when no GPU telemetry (packaged: 1.0 = TDP)
+    default_cpu_util_ratio: Ratio | None = None  # used when TotalCPU is missing (packaged: 1.0)
     pue: Annotated[float, Field(ge=1.0, le=3.0)] | None = None  # facility / IT energy
     grid_intensity_g_per_kwh: NonNegative | None = None  # replaces the grid_zone table value
     embodied_kg_per_gpu_hour: NonNegative | None = None  # amortised hardware emissions per GPU-hour

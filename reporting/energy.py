@@ -22,9 +22,7 @@ ENERGY_METHODS = ("measured", "telemetry", "modelled", "extrapolated", "none")
 def modelled_power_w(usage: pd.DataFrame, params: pd.DataFrame) -> pd.DataFrame:
     """GPU, CPU and memory power (W) of each row, and whether a default utilisation was used."""
     gpu_util = usage["gpu_util_ratio"].fillna(params["default_gpu_util_ratio"])
-    cpu_util = usage["cpu_util_ratio"].fillna(
-        1.0
-    )  # no TotalCPU: whole allocation busy (GreenAlgorithms)
+    cpu_util = usage["cpu_util_ratio"].fillna(params["default_cpu_util_ratio"])
     gpu_w = usage["n_gpus"] * (
         params["gpu_min_w"] + gpu_util * (params["gpu_max_w"] - params["gpu_min_w"])
     )

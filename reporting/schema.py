@@ -105,6 +105,8 @@ LEDGER_SCHEMA = pa.schema(
         ("cpu_power_factor_id", _STR),
         ("memory_factor_id", _STR),
         ("gpu_util_factor_id", _STR),
+        ("cpu_util_factor_id", _STR),
+        ("energy_check_factor_id", _STR),
         ("pue_factor_id", _STR),
         ("embodied_factor_id", _STR),
         ("rate_card_id", _STR),

@@ -133,9 +133,11 @@ class Resolver:
         return lo or table_lo, hi or table_hi
 
     def method(
-        self, site: Site, part: Partition | None, attr: str, table_id: str, unit: str
+        self, site: Site, part: Partition | None, attr: str, unit: str, *, is_default: bool = False
     ) -> Factor:
-        return self.override(site, part, attr, table_id, unit) or ft.method_factor(table_id)
+        """A methodology constant: config override, else data/methodology.csv row `attr`."""
+        found = self.override(site, part, attr, attr, unit)
+        return found or ft.method_factor(attr, is_default=is_default)
 
     def embodied(self, site: Site, part: Partition | None, per_gpu: bool) -> Factor:
         attr = "embodied_kg_per_gpu_hour" if per_gpu else "embodied_kg_per_core_hour"
@@ -255,6 +257,9 @@ PARAMETER_COLUMNS = [
     "memory_factor_id",
     "default_gpu_util_ratio",
     "gpu_util_factor_id",
+    "default_cpu_util_ratio",
+    "cpu_util_factor_id",
+    "energy_check_factor_id",
     "embodied_kg_per_gpu_hour",
     "embodied_kg_per_core_hour",
     "embodied_gpu_factor_id",
@@ -277,11 +282,11 @@ def _combo_parameters(
     market = resolver.market(site, grid)
     gpu_lo, gpu_hi = resolver.gpu_power(site, part, gpu_model)
     cpu_lo, cpu_hi = resolver.cpu_power(site, part)
-    memory = resolver.method(site, part, "memory_w_per_gb", "memory_w_per_gb", "W per GB")
-    gpu_util = resolver.method(
-        site, part, "default_gpu_util_ratio", "default_gpu_util_ratio", "ratio"
-    )
-    max_node = resolver.method(site, part, "max_node_power_w", "max_node_power_w", "W per node")
+    memory = resolver.method(site, part, "memory_w_per_gb", "W per GB")
+    # Utilisation defaults stand in for missing telemetry: fallbacks, flagged as such.
+    gpu_util = resolver.method(site, part, "default_gpu_util_ratio", "ratio", is_default=True)
+    cpu_util = resolver.method(site, part, "default_cpu_util_ratio", "ratio", is_default=True)
+    max_node = resolver.method(site, part, "max_node_power_w", "W per node")
     emb_gpu, emb_cpu = resolver.embodied(site, part, True), resolver.embodied(site, part, False)
     card_id, card = resolver.rate_card(site, part)
     values = {
@@ -302,6 +307,9 @@ def _combo_parameters(
         "memory_factor_id": memory.factor_id,
         "default_gpu_util_ratio": gpu_util.value,
         "gpu_util_factor_id": gpu_util.factor_id,
+        "default_cpu_util_ratio": cpu_util.value,
+        "cpu_util_factor_id": cpu_util.factor_id,
+        "energy_check_factor_id": max_node.factor_id,
         "embodied_kg_per_gpu_hour": emb_gpu.value,
         "embodied_kg_per_core_hour": emb_cpu.value,
         "embodied_gpu_factor_id": emb_gpu.factor_id,
@@ -324,6 +332,7 @@ def _combo_parameters(
         cpu_hi,
         memory,
         gpu_util,
+        cpu_util,
         max_node,
         emb_gpu,
         emb_cpu,

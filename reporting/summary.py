@@ -23,6 +23,8 @@ FACTOR_ID_COLUMNS = (
     "cpu_power_factor_id",
     "memory_factor_id",
     "gpu_util_factor_id",
+    "cpu_util_factor_id",
+    "energy_check_factor_id",
     "pue_factor_id",
     "embodied_factor_id",
     "rate_card_id",
