@@ -94,7 +94,7 @@ def _energy_notes(runs: pd.DataFrame, it: pd.DataFrame) -> pd.Series:
     notes = pd.Series(None, index=runs.index, dtype=object)
     rejected = it["measured_energy_rejected"]
     notes[rejected] = [
-        f"measured {kwh:.6g} kWh rejected as implausible; modelled instead"
+        f"measured {kwh:.6g} kWh rejected as implausible, modelled instead"
         for kwh in runs.loc[rejected, "measured_energy_kwh"]
     ]
     # A default CPU utilisation is recorded in cpu_util_factor_id, not repeated here.

@@ -156,7 +156,7 @@ def defaults_used(ledger: pd.DataFrame, register: list[dict[str, Any]]) -> list[
     for note, rows in notes.value_counts().sort_index().items():
         text = str(note)
         if text.startswith("measured "):
-            text = "measured energy rejected as implausible; modelled instead"
+            text = "measured energy rejected as implausible, modelled instead"
         found.append({"what": "energy", "value": text, "rows": int(rows), "why": "see methodology"})
     uncosted = ledger[ledger["cost_basis"] == "none"]
     if not uncosted.empty:
