@@ -195,7 +195,9 @@ class Config(_Strict):
     ledger: Ledger = Ledger()
     methodology: Methodology = Methodology()
     owners: list[OwnerRule] = []
-    base_dir: Path = Path(".")  # folder of the config file; relative paths resolve here
+    config_file: Path = Path(
+        "greenops.toml"
+    )  # set by load_config; relative paths resolve from its folder
 
     @model_validator(mode="after")
     def _references_resolve(self) -> Config:
@@ -209,6 +211,10 @@ class Config(_Strict):
 
     def site(self, name: str) -> Site:
         return next(s for s in self.sites if s.name == name)
+
+    @property
+    def base_dir(self) -> Path:
+        return self.config_file.parent
 
     def resolve(self, path: str) -> Path:
         return (self.base_dir / path).resolve() if not Path(path).is_absolute() else Path(path)
@@ -238,10 +244,10 @@ def load_config(path: Path) -> Config:
 
 
 def parse_config(raw: dict[str, Any], path: Path) -> Config:
-    if "base_dir" in raw:
-        raise ConfigError(f"{path}: unknown key 'base_dir'. Remove it.")
+    if "config_file" in raw:
+        raise ConfigError(f"{path}: config_file: unknown key; check its spelling.")
     try:
-        return Config.model_validate({**raw, "base_dir": path.resolve().parent})
+        return Config.model_validate({**raw, "config_file": path.resolve()})
     except ValidationError as exc:
         first = exc.errors()[0]
         key = _key_path(first["loc"])

@@ -52,7 +52,7 @@ def input_paths(config: Config, index: int, spec: Input) -> dict[str, Path]:
     )
     if not paths:
         raise InputError(
-            f"inputs[{index}].path: no file matches {str(pattern)!r}. Check the path "
+            f"{config.config_file}: inputs[{index}].path: no file matches {str(pattern)!r}. Check the path "
             "(it is relative to the config file) or remove the input."
         )
     return {config.display_path(p): p for p in paths}

@@ -183,9 +183,15 @@ class Resolver:
 
 
 def check_config(config: Config) -> None:
-    """Fail early, with the key named, on config values the tables cannot resolve."""
-    resolver = Resolver(config)
-    for site in config.sites:
+    """Fail early, naming the file and key, on config values the tables cannot resolve."""
+    try:
+        _resolve_everything(Resolver(config))
+    except ConfigError as exc:
+        raise ConfigError(f"{config.config_file}: {exc}") from None
+
+
+def _resolve_everything(resolver: Resolver) -> None:
+    for site in resolver.config.sites:
         location = resolver.grid(site, None)
         resolver.market(site, location)
         for part in [None, *site.partitions]:

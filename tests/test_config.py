@@ -94,8 +94,11 @@ def test_invalid_toml_and_missing_file(tmp_path: Path) -> None:
 def test_unknown_grid_zone_and_gpu_model_are_config_errors(tmp_path: Path) -> None:
     (tmp_path / "x").mkdir()
     (tmp_path / "x" / "a.psv").write_text("JobID|State|Start|End|Elapsed\n", encoding="utf-8")
-    with pytest.raises(ConfigError, match=r"sites\.a\.grid_zone: unknown zone 'XX'"):
-        ingest(load_config(_write(tmp_path, MINIMAL.replace('"SE"', '"XX"'))))
+    path = _write(tmp_path, MINIMAL.replace('"SE"', '"XX"'))
+    with pytest.raises(
+        ConfigError, match=r"greenops\.toml: sites\.a\.grid_zone: unknown zone 'XX'"
+    ):
+        ingest(load_config(path))
     text = MINIMAL.replace(
         'grid_zone = "SE"', 'grid_zone = "SE"\ngpu_types = { a100 = "A100-ULTRA" }'
     )
