@@ -31,6 +31,10 @@ SITE = "atlas"
 RUN_DATE = "2026-09-30"  # the last day of the generated quarter: the report covers all of Q3
 START, END = "2026-07-01", "2026-10-01"
 LINES_PER_JOB = 2.95  # measured on large atlas dumps (3.1 in the small sample)
+TABLE_HEADER = (
+    "| lines | MiB | runs | wall s, median (min–max) | CPU s (user+sys) | peak RSS MiB "
+    "| lines/s (wall) |\n|---:|---:|---:|---:|---:|---:|---:|"
+)
 DONE_MARKER = ".complete"  # written after generation, so an interrupted dump is regenerated
 
 
@@ -115,11 +119,20 @@ def measure(greenops: Path, config: Path, out: Path) -> dict[str, float]:
                 f"error: `{' '.join(command)}` exited with {child.returncode}:\n"
                 + stderr.read().decode(errors="replace")[-4000:]
             )
-    return {
-        "wall": wall,
-        "cpu": usage.ru_utime + usage.ru_stime,
-        "rss": usage.ru_maxrss / 1024,  # KiB on Linux
-    }
+    cpu, rss_mib = usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024  # KiB on Linux
+    return {"wall": wall, "cpu": cpu, "rss": rss_mib}
+
+
+def code_under_test() -> str:
+    """Where the child imports `reporting` from (PYTHONPATH can point at a snapshot), and its rev."""
+
+    def output(*command: str) -> str:
+        return subprocess.run(command, check=False, capture_output=True, text=True).stdout.strip()
+
+    where = output(sys.executable, "-P", "-c", "import reporting; print(reporting.__path__[0])")
+    describe = ("git", "-C", where, "describe", "--always", "--dirty")
+    rev = output(*describe) if shutil.which("git") else ""
+    return f"{where} ({rev or 'no git revision'})"
 
 
 def machine() -> list[str]:
@@ -141,6 +154,7 @@ def machine() -> list[str]:
         f"- memory: {mem}",
         f"- Python: {platform.python_version()} ({sys.executable})",
         f"- OS: {platform.platform()}",
+        f"- code: {code_under_test()}",
     ]
 
 
@@ -185,11 +199,7 @@ def main() -> int:
     print("Machine:\n")
     print("\n".join(machine()))
     print(f"\n`greenops run --date {RUN_DATE}` (period {START}..{END}, atlas, seed {args.seed}):\n")
-    print(
-        "| lines | MiB | runs | wall s, median (min–max) | CPU s (user+sys) | peak RSS MiB "
-        "| lines/s (wall) |"
-    )
-    print("|---:|---:|---:|---:|---:|---:|---:|")
+    print(TABLE_HEADER)
     print("\n".join(rows))
     return 0
 

@@ -7,7 +7,10 @@ Exit codes: 0 done; 1 a user-facing error; 2 bad command line; 3 data-quality ga
 from __future__ import annotations
 
 import functools
+import json
 import logging
+import os
+import signal
 import sys
 from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
@@ -39,7 +42,8 @@ PeriodOption = Annotated[
 
 
 def _user_errors(command: Callable[..., None]) -> Callable[..., None]:
-    """A ReportingError is the user's to fix: one line on stderr, exit 1. Bugs keep their traceback."""
+    """A ReportingError is the user's to fix: one line on stderr, exit 1 (75 when another run
+    holds the ledger). Bugs keep their traceback."""
 
     @functools.wraps(command)
     def wrapper(*args: object, **kwargs: object) -> None:
@@ -47,7 +51,7 @@ def _user_errors(command: Callable[..., None]) -> Callable[..., None]:
             command(*args, **kwargs)
         except ReportingError as exc:
             typer.echo(f"Error: {exc}", err=True)
-            raise typer.Exit(1) from None
+            raise typer.Exit(getattr(exc, "exit_code", 1)) from None
 
     return wrapper
 
@@ -57,22 +61,37 @@ def _yesterday_utc() -> date:
     return datetime.now(UTC).date() - timedelta(days=1)
 
 
-def _parse_date(text: str | None) -> date:
+def _parse_date(text: str | None, option: str = "--date") -> date:
     if text is None:
         return _yesterday_utc()
     try:
         return date.fromisoformat(text)
     except ValueError:
         raise ReportingError(
-            f"--date {text!r} is not a date; use YYYY-MM-DD, e.g. 2026-07-14."
+            f"{option} {text!r} is not a date; use YYYY-MM-DD, e.g. 2026-07-14."
         ) from None
 
 
-def _setup_logging(quiet: bool, verbose: bool) -> None:
+class _JsonLines(logging.Formatter):
+    """One JSON object per log line, for log collectors."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {"time": self.formatTime(record), "level": record.levelname, "logger": record.name,
+                 "message": record.getMessage()}  # fmt: skip
+        return json.dumps(entry, ensure_ascii=False)
+
+
+def _setup_logging(quiet: bool, verbose: bool, log_format: str = "text") -> None:
+    if log_format not in ("text", "json"):
+        raise ReportingError(f"--log-format {log_format!r}: use text or json.")
     level = logging.WARNING if quiet else logging.DEBUG if verbose else logging.INFO
-    logging.basicConfig(
-        level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(
+        _JsonLines()
+        if log_format == "json"
+        else logging.Formatter("%(levelname)s %(name)s: %(message)s")
     )
+    logging.basicConfig(level=logging.WARNING, handlers=[handler], force=True)
     logging.getLogger("reporting").setLevel(level)  # our stage lines; libraries stay at WARNING
 
 
@@ -90,16 +109,49 @@ def run(
     date_: Annotated[
         str | None, typer.Option("--date", help="Run date (default: yesterday, UTC).")
     ] = None,
+    from_: Annotated[
+        str | None, typer.Option("--from", help="Backfill: first day; re-reads every input.")
+    ] = None,
+    to: Annotated[
+        str | None, typer.Option("--to", help="Backfill: last day (with --from).")
+    ] = None,
     period: PeriodOption = None,
     out: OutOption = Path("out"),
-    quiet: bool = False,
+    quiet: Annotated[bool, typer.Option(help="Warnings and errors only.")] = False,
     verbose: bool = False,
+    log_format: Annotated[str, typer.Option(help="text or json (one object per line).")] = "text",
 ) -> None:
-    """The nightly job: ingest inputs, attribute, write the ledger, render the period's report."""
-    _setup_logging(quiet, verbose)
-    run_date = _parse_date(date_)
-    chosen = parse_period(period) if period else quarter_to_date(run_date)
-    _finish(pipeline.run(load_config(config), run_date, chosen, out))
+    """The nightly job: new or changed inputs → ledger → the period's report (quarter to date)."""
+    _setup_logging(quiet, verbose, log_format)
+    if (from_ is None) != (to is None):
+        raise ReportingError("--from and --to go together: give both days of the backfill.")
+    run_date = _parse_date(to if to else date_, "--to" if to else "--date")
+    if from_ is not None:
+        first = _parse_date(from_, "--from")
+        chosen = parse_period(period) if period else parse_period(f"{first}..{run_date}")
+    else:
+        chosen = parse_period(period) if period else quarter_to_date(run_date)
+    options = pipeline.RunOptions(
+        started_at=datetime.now(UTC).replace(microsecond=0),
+        force=from_ is not None,
+        after_step=_crash_hook(),
+    )
+    _finish(pipeline.run(load_config(config), run_date, chosen, out, options))
+
+
+def _crash_hook() -> Callable[[int], None] | None:
+    """Test hook: GREENOPS_TEST_CRASH_AFTER_STEPS=N kills this process (SIGKILL) at step N of the
+    ledger commit (0: partitions written, no journal yet; N: after the N-th rename), to prove
+    that a killed run leaves a ledger the next run recovers."""
+    steps = os.environ.get("GREENOPS_TEST_CRASH_AFTER_STEPS")
+    if not steps:
+        return None
+
+    def crash(step: int) -> None:
+        if step == int(steps):
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    return crash
 
 
 @app.command()
@@ -147,7 +199,8 @@ def demo(
             f"{config_path}: not found. Run `greenops demo` from the repository root."
         )
     config = load_config(config_path)
-    result = pipeline.run(config, DEMO_DATE, quarter_to_date(DEMO_DATE), out)
+    options = pipeline.RunOptions(started_at=datetime.now(UTC).replace(microsecond=0), force=True)
+    result = pipeline.run(config, DEMO_DATE, quarter_to_date(DEMO_DATE), out, options)
     typer.echo(f"Wrote {out / 'report.html'}, {out / 'report.pdf'}, {out / 'summary.json'}")
     _finish(result)
 

@@ -9,8 +9,9 @@ never sees a partial file, and the same rows always give the same bytes (sorted,
 from __future__ import annotations
 
 import json
+import logging
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -23,38 +24,93 @@ from reporting.errors import InputError
 from reporting.factors import FACTOR_COLUMNS
 from reporting.schema import LEDGER_COLUMNS, LEDGER_SCHEMA, empty_quarantine
 
+log = logging.getLogger("reporting")
+
 PART_NAME = "part-0.parquet"
 # `day` lives in the folder name (hive style), not in the file, so pyarrow, DuckDB or Spark can
 # read the folder with hive partitioning without a clash between the two.
 FILE_SCHEMA = pa.schema([f for f in LEDGER_SCHEMA if f.name != "day"])
 FACTORS_FILE = "_factors.csv"  # leading _: dataset readers skip it
+JOURNAL_FILE = "_journal.json"
 
 
 def partition_path(root: Path, day: date) -> Path:
     return root / f"day={day.isoformat()}" / PART_NAME
 
 
-def write_ledger(root: Path, rows: pd.DataFrame, source_files: Iterable[str]) -> list[Path]:
-    """Upsert rows into their day partitions; return the partitions written."""
+def write_ledger(
+    root: Path,
+    rows: pd.DataFrame,
+    source_files: Iterable[str],
+    after_step: Callable[[int], None] | None = None,
+) -> list[Path]:
+    """Upsert rows into their day partitions in one commit; return the partitions written.
+
+    Every new partition is written to a hidden temporary file first; a journal then lists the
+    renames, which are applied one by one. A run killed before the journal exists leaves the old
+    ledger untouched; one killed after it is rolled forward by `recover` at the next start.
+    `after_step(n)` is called before the journal (n = 0) and after the n-th rename (crash tests).
+    """
+    recover(root)
     replaced_files = set(source_files)
     new_ids = set(rows["usage_id"])
-    days = set(rows["day"]) | _days_holding(root, replaced_files)
-    written = []
-    for day in sorted(days):
+    plan: list[dict[str, str | None]] = []
+    for day in sorted(set(rows["day"]) | _days_holding(root, replaced_files)):
         path = partition_path(root, day)
         old = read_partition(path)
         keep = old[~old["usage_id"].isin(new_ids) & ~old["source_file"].isin(replaced_files)]
-        merged = (
-            pd.concat([keep, rows[rows["day"] == day]], ignore_index=True)
-            if not keep.empty
-            else rows[rows["day"] == day]
-        )
-        if merged.empty:
-            _remove(path)
-            continue
-        _write_atomic(path, merged.sort_values(["usage_id", "slice_start_at"], kind="stable"))
-        written.append(path)
-    return written
+        new = rows[rows["day"] == day]
+        merged = pd.concat([keep, new], ignore_index=True) if not keep.empty else new
+        tmp = None
+        if not merged.empty:
+            tmp = _write_hidden(
+                path, merged.sort_values(["usage_id", "slice_start_at"], kind="stable")
+            )
+        plan.append({"final": _relative(root, path), "tmp": _relative(root, tmp) if tmp else None})
+    _commit(root, plan, after_step)
+    return [root / str(step["final"]) for step in plan if step["tmp"]]
+
+
+def _relative(root: Path, path: Path) -> str:
+    return path.relative_to(root).as_posix()
+
+
+def _commit(
+    root: Path, plan: list[dict[str, str | None]], after_step: Callable[[int], None] | None
+) -> None:
+    journal = root / JOURNAL_FILE
+    tmp = root / f".{JOURNAL_FILE}.tmp"
+    if after_step is not None:
+        after_step(0)  # every new partition is written, nothing is committed yet
+    tmp.write_text(json.dumps(plan, indent=1) + "\n", encoding="utf-8")
+    os.replace(tmp, journal)
+    _apply(root, plan, after_step)
+    journal.unlink()
+
+
+def _apply(
+    root: Path, plan: list[dict[str, str | None]], after_step: Callable[[int], None] | None = None
+) -> None:
+    for number, step in enumerate(plan, start=1):
+        final = root / str(step["final"])
+        if step["tmp"] is None:
+            _remove(final)
+        elif (root / step["tmp"]).exists():
+            os.replace(root / step["tmp"], final)
+        if after_step is not None:
+            after_step(number)
+
+
+def recover(root: Path) -> None:
+    """Finish a commit that a killed run left half done; drop files of one that never committed."""
+    journal = root / JOURNAL_FILE
+    if journal.exists():
+        plan = json.loads(journal.read_text(encoding="utf-8"))
+        log.warning("%s: completing an interrupted ledger commit (%s partitions)", root, len(plan))
+        _apply(root, plan)
+        journal.unlink()
+    for stray in root.glob("day=*/.*.tmp") if root.exists() else []:
+        stray.unlink()
 
 
 def _days_holding(root: Path, source_files: set[str]) -> set[date]:
@@ -67,18 +123,20 @@ def _days_holding(root: Path, source_files: set[str]) -> set[date]:
     return days
 
 
-def _write_atomic(path: Path, frame: pd.DataFrame) -> None:
+def _write_hidden(path: Path, frame: pd.DataFrame) -> Path:
+    """Write a partition's next version beside it, hidden from readers; return its path."""
     path.parent.mkdir(parents=True, exist_ok=True)
     table = pa.Table.from_pandas(frame[FILE_SCHEMA.names], schema=FILE_SCHEMA, preserve_index=False)
     table = table.replace_schema_metadata(None)
     tmp = path.with_name(f".{path.name}.tmp")
     pq.write_table(table, tmp, compression="zstd", write_statistics=True)
-    os.replace(tmp, path)
+    return tmp
 
 
 def _remove(path: Path) -> None:
     if path.exists():
         path.unlink()
+    if path.parent.exists() and not any(path.parent.iterdir()):
         path.parent.rmdir()
 
 

@@ -4,21 +4,23 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
 from reporting import ledger as store
-from reporting import outputs
+from reporting import manifest, outputs
 from reporting.attribute import attribute_usage
 from reporting.config import Config, Input
 from reporting.errors import InputError
 from reporting.factors import register_frame
 from reporting.ingest.slurm import FINAL_STATES, read_slurm
-from reporting.schema import empty_quarantine
+from reporting.runstate import file_fingerprint, ledger_lock, read_state, write_state
+from reporting.schema import empty_quarantine, empty_usage
 from reporting.site_params import check_config, resolve_gpu_models
 from reporting.summary import Period, build_context, build_summary
 
@@ -58,14 +60,28 @@ def input_paths(config: Config, index: int, spec: Input) -> dict[str, Path]:
     return {config.display_path(p): p for p in paths}
 
 
-def ingest(config: Config) -> Intake:
-    """Read every configured input; bad lines go to quarantine, never an exception."""
+def all_input_files(config: Config) -> dict[str, Path]:
+    """Every file of every input, by its name in reports (fails on an input matching nothing)."""
+    return {
+        n: p
+        for i, spec in enumerate(config.inputs)
+        for n, p in input_paths(config, i, spec).items()
+    }
+
+
+def ingest(config: Config, only: set[str] | None = None) -> Intake:
+    """Read the configured inputs (`only` these files, if given); bad lines go to quarantine."""
     check_config(config)
     usages, quarantines, files, gate = [], [empty_quarantine()], {}, []
     for index, spec in enumerate(config.inputs):
         site = config.site(spec.site)
+        paths = {
+            n: p for n, p in input_paths(config, index, spec).items() if only is None or n in only
+        }
+        if not paths:
+            continue
         read = read_slurm(
-            input_paths(config, index, spec),
+            paths,
             site=site.name,
             timezone=site.timezone,
             delimiter=spec.delimiter,
@@ -85,7 +101,8 @@ def ingest(config: Config) -> Intake:
                 )
         usages.append(read.usage)
         quarantines.append(read.quarantine)
-    usage = pd.concat(usages, ignore_index=True)
+    non_empty = [u for u in usages if not u.empty]
+    usage = pd.concat(non_empty, ignore_index=True) if non_empty else empty_usage()
     quarantine = pd.concat(quarantines, ignore_index=True)
     log.info(
         "ingested %s files: %s rows read, %s runs accepted, %s rows quarantined",
@@ -119,27 +136,81 @@ def _file_stats(
     }
 
 
-def run_id_for(run_date: date, files: dict[str, dict[str, Any]]) -> str:
-    """Stable id of a run: its date and a digest of what it read (no clock, no randomness)."""
+def batch_id(fingerprints: dict[str, dict[str, Any]]) -> str:
+    """Content id of the inputs a run processed: same files, same id, whatever the date."""
     digest = hashlib.sha256(
-        repr(sorted((k, v["rows_read"]) for k, v in files.items())).encode()
-    ).hexdigest()
-    return f"{run_date.isoformat()}-{digest[:12]}"
+        repr(sorted((k, v["sha256"]) for k, v in fingerprints.items())).encode()
+    )
+    return f"batch-{digest.hexdigest()[:12]}"
 
 
 def ledger_root(config: Config, out_dir: Path) -> Path:
     return config.resolve(config.ledger.path) if config.ledger.path else out_dir / "ledger"
 
 
-def run(config: Config, run_date: date, period: Period, out_dir: Path) -> RunResult:
-    """The nightly job: ingest, attribute, write the ledger, render the period's report."""
-    intake = ingest(config)
-    run_id = run_id_for(run_date, intake.files)
-    attribution = attribute_usage(intake.usage, config, run_id)
+@dataclass(frozen=True)
+class RunOptions:
+    started_at: datetime  # wall-clock start, from the CLI: for the lock and the manifest only
+    force: bool = False  # re-read every input even if unchanged (backfill)
+    after_step: Callable[[int], None] | None = None  # ledger commit hook (crash tests)
+
+
+def run(
+    config: Config, run_date: date, period: Period, out_dir: Path, options: RunOptions
+) -> RunResult:
+    """The nightly job under the ledger lock: new or changed inputs → ledger → the period's report."""
     root = ledger_root(config, out_dir)
-    written = store.write_ledger(root, attribution.ledger, intake.files)
+    with ledger_lock(root, options.started_at):
+        store.recover(root)
+        timer = manifest.Timer()
+        files = all_input_files(config)
+        fingerprints = {name: file_fingerprint(path) for name, path in files.items()}
+        changed = _changed(root, fingerprints, options.force)
+        intake = ingest(config, only=changed) if changed else None
+        timer.lap("ingest")
+        if intake is not None:
+            _store(config, root, intake, {n: fingerprints[n] for n in changed}, options)
+        timer.lap("attribute_and_ledger")
+        gate = intake.gate_failures if intake else []
+        summary = report(config, period, out_dir, run_date, gate)
+        timer.lap("report")
+        manifest.write(
+            out_dir,
+            config,
+            run_date,
+            period,
+            options.started_at,
+            fingerprints,
+            changed,
+            intake,
+            timer,
+            gate,
+        )
+    return RunResult(summary, gate, out_dir)
+
+
+def _changed(root: Path, fingerprints: dict[str, dict[str, Any]], force: bool) -> set[str]:
+    state = read_state(root)
+    changed = {
+        n for n, f in fingerprints.items() if force or state.get(n) != f or f["sha256"] is None
+    }
+    skipped = len(fingerprints) - len(changed)
+    log.info(
+        "inputs: %s new or changed, %s unchanged since the last run (skipped)",
+        len(changed),
+        skipped,
+    )
+    return changed
+
+
+def _store(config: Config, root: Path, intake: Intake, processed: dict[str, dict[str, Any]],
+           options: RunOptions) -> None:  # fmt: skip
+    """Attribute the intake and commit it: ledger, factors, intake records, then the input state."""
+    attribution = attribute_usage(intake.usage, config, batch_id(processed))
+    written = store.write_ledger(root, attribution.ledger, intake.files, options.after_step)
     store.write_factors(root, register_frame(attribution.factors))
     store.write_intake(root, intake.files, intake.quarantine)
+    write_state(root, processed)  # last: a run killed before this point is redone next time
     log.info(
         "attributed %s runs in %s ledger rows: %.1f kWh facility energy; wrote %s day partitions",
         attribution.ledger["usage_id"].nunique(),
@@ -147,8 +218,6 @@ def run(config: Config, run_date: date, period: Period, out_dir: Path) -> RunRes
         attribution.ledger["facility_energy_kwh"].sum(),
         len(written),
     )
-    summary = report(config, period, out_dir, run_date, intake.gate_failures)
-    return RunResult(summary, intake.gate_failures, out_dir)
 
 
 def report(
@@ -180,6 +249,7 @@ def report(
         quarantine=store.read_quarantine(root),
         not_attributed=pd.DataFrame({"state": list(waiting), "jobs": list(waiting.values())}),
         methodology=outputs.METHODOLOGY,
+        assurance=manifest.assurance(config, read_state(root)),
     )
     outputs.write_all(out_dir, summary, context, store.read_quarantine(root))
     log.info(

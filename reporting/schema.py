@@ -142,6 +142,28 @@ def quarantine_frame(
     )
 
 
+_USAGE_TIMES = ("submitted_at", "started_at", "ended_at")
+_USAGE_NUMBERS = (
+    "duration_s", "n_nodes", "n_cpus", "n_gpus", "mem_requested_gb", "mem_used_max_gb",
+    "cpu_time_s", "cpu_util_ratio", "gpu_util_ratio", "timelimit_s", "measured_energy_kwh",
+)  # fmt: skip
+
+
+def empty_usage() -> pd.DataFrame:
+    """A usage table with no rows and the column types readers produce."""
+    columns: dict[str, pd.Series] = {}
+    for name in [*USAGE_COLUMNS, "raw"]:
+        if name in _USAGE_TIMES:
+            columns[name] = pd.Series(dtype="datetime64[s, UTC]")
+        elif name in _USAGE_NUMBERS:
+            columns[name] = pd.Series(dtype="float64")
+        elif name in ("line", "lines_merged"):
+            columns[name] = pd.Series(dtype="int64")
+        else:
+            columns[name] = pd.Series(dtype=object)
+    return pd.DataFrame(columns)
+
+
 def empty_quarantine() -> pd.DataFrame:
     return quarantine_frame(source_file=[], line=[], raw=[], check=[], reason=[])
 

@@ -191,6 +191,7 @@ def build_context(
     ledger: pd.DataFrame,
     factors: pd.DataFrame,
     *,
+    assurance: dict[str, Any],
     organisation: str,
     run_date: date,
     quarantine: pd.DataFrame,
@@ -223,6 +224,7 @@ def build_context(
         "factors": register,
         "defaults_used": defaults_used(ledger, register),
         "methodology": methodology,
+        "assurance": assurance,
     }
 
 

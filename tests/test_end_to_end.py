@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import subprocess
@@ -92,6 +93,8 @@ def test_pdf_and_html_are_written(hb_run) -> None:
     html = (folder / "out" / "report.html").read_text()
     assert "Factor register" in html and "grid:NL:2023" in html
     assert "V100-PCIE-32GB" in html
+    sample_sha256 = hashlib.sha256((folder / "hb-jobinfo_sacct.txt").read_bytes()).hexdigest()
+    assert "Appendix B — Assurance" in html and sample_sha256 in html
 
 
 def test_rerunning_the_same_date_gives_byte_identical_outputs(hb_run) -> None:

@@ -17,7 +17,7 @@ import pandas as pd
 
 from reporting.ingest import slurm_values as sv
 from reporting.ingest.lines import FileProblem, quarantine_all, split_delimited
-from reporting.schema import USAGE_COLUMNS, empty_quarantine, quarantine_frame
+from reporting.schema import empty_quarantine, empty_usage, quarantine_frame
 
 # sacct field name (lower-case) → our column name. Only these fields are used.
 FIELDS = {
@@ -104,7 +104,7 @@ def read_slurm(
         usage, quarantine = _jobs_with_steps(records, name, site, timezone, resolve_gpu)
         usages.append(usage)
         quarantines.append(quarantine)
-    usage = pd.concat(usages, ignore_index=True) if usages else pd.DataFrame(columns=USAGE_COLUMNS)
+    usage = pd.concat(usages, ignore_index=True) if usages else empty_usage()
     usage, duplicates = _drop_superseded(usage)
     quarantine = (
         pd.concat([*quarantines, duplicates], ignore_index=True)

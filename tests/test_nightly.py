@@ -1,0 +1,180 @@
+"""Cron-grade operation: incremental runs, the ledger lock, crash recovery, backfill, manifests."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+import pytest
+
+from reporting.ledger import read_ledger
+from reporting.runstate import LOCK_FILE, ledger_lock
+from tests.conftest import FIXTURES, hb_config
+
+GREENOPS = Path(sys.executable).parent / "greenops"
+ROOT = Path(__file__).parent.parent
+
+
+def _run(
+    folder: Path, *args: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(GREENOPS), "run", "--config", "greenops.toml", "--out", "out", *args],
+        cwd=folder,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+        env={**os.environ, **(env or {})},
+    )
+
+
+def _ledger(folder: Path) -> dict[str, bytes]:
+    root = folder / "out" / "ledger"
+    return {
+        str(p.relative_to(root)): p.read_bytes()
+        for p in sorted(root.rglob("*"))
+        if p.is_file() and p.name != LOCK_FILE
+    }
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory: pytest.TempPathFactory) -> dict[str, bytes]:
+    """The ledger of one uninterrupted run over the hb sample."""
+    folder = tmp_path_factory.mktemp("reference")
+    hb_config(folder)
+    assert _run(folder, "--date", "2024-04-30").returncode == 0
+    return _ledger(folder)
+
+
+def test_unchanged_inputs_are_skipped_and_new_files_processed(tmp_path: Path) -> None:
+    hb_config(tmp_path)
+    first = _run(tmp_path, "--date", "2024-04-30")
+    assert "inputs: 1 new or changed, 0 unchanged" in first.stderr
+    before = _ledger(tmp_path)
+    second = _run(tmp_path, "--date", "2024-05-01")
+    assert second.returncode == 0, second.stderr
+    assert "inputs: 0 new or changed, 1 unchanged since the last run (skipped)" in second.stderr
+    assert _ledger(tmp_path) == before
+
+
+def test_changed_file_is_reprocessed_and_replaces_its_rows(tmp_path: Path) -> None:
+    config = hb_config(tmp_path)
+    config.write_text(config.read_text().replace("hb-jobinfo_sacct.txt", "*.txt"))
+    assert _run(tmp_path, "--date", "2024-04-30").returncode == 0
+    before = read_ledger(tmp_path / "out" / "ledger", date(2000, 1, 1), date(2100, 1, 1))
+    dump = tmp_path / "hb-jobinfo_sacct.txt"
+    dump.write_bytes(dump.read_bytes() + dump.read_bytes())  # the same jobs twice: no new runs
+    rerun = _run(tmp_path, "--date", "2024-04-30")
+    assert "inputs: 1 new or changed" in rerun.stderr
+    after = read_ledger(tmp_path / "out" / "ledger", date(2000, 1, 1), date(2100, 1, 1))
+    assert len(after) == len(before)  # replaced, not appended
+    assert after["facility_energy_kwh"].sum() == pytest.approx(before["facility_energy_kwh"].sum())
+    assert set(after["run_id"]) != set(before["run_id"])  # rows now come from the new file version
+
+
+def test_a_second_run_exits_75_while_the_ledger_is_locked(tmp_path: Path) -> None:
+    hb_config(tmp_path)
+    with ledger_lock(tmp_path / "out" / "ledger", datetime(2026, 1, 1, tzinfo=UTC)):
+        blocked = _run(tmp_path, "--date", "2024-04-30")
+    assert blocked.returncode == 75
+    assert "another greenops run holds the ledger lock (pid" in blocked.stderr
+    assert "Traceback" not in blocked.stderr
+    assert _run(tmp_path, "--date", "2024-04-30").returncode == 0  # released afterwards
+
+
+def test_two_concurrent_runs_one_waits_for_the_next_night(tmp_path: Path) -> None:
+    shutil.copytree(ROOT / "sample_logs", tmp_path / "sample_logs")
+    folder = tmp_path / "sample_logs"
+    command = [
+        str(GREENOPS),
+        "run",
+        "--config",
+        "greenops.toml",
+        "--date",
+        "2026-09-30",
+        "--out",
+        "out",
+    ]
+    procs = [
+        subprocess.Popen(command, cwd=folder, stderr=subprocess.PIPE, text=True) for _ in range(2)
+    ]
+    codes = sorted(p.wait(timeout=600) for p in procs)
+    assert codes == [0, 75]
+
+
+def test_a_stale_lock_from_a_dead_run_is_taken_over(tmp_path: Path) -> None:
+    hb_config(tmp_path)
+    root = tmp_path / "out" / "ledger"
+    root.mkdir(parents=True)
+    (root / LOCK_FILE).write_text(
+        json.dumps({"pid": 999999, "host": "h", "started_at": "2026-01-01T00:00:00"})
+    )
+    result = _run(tmp_path, "--date", "2024-04-30")
+    assert result.returncode == 0, result.stderr
+    assert "took over a stale lock" in result.stderr and "999999" in result.stderr
+
+
+@pytest.mark.parametrize("step", [0, 1, 5])
+def test_a_run_killed_mid_commit_is_completed_by_the_next_run(
+    tmp_path: Path, step: int, reference: dict[str, bytes]
+) -> None:
+    hb_config(tmp_path)
+    killed = _run(
+        tmp_path, "--date", "2024-04-30", env={"GREENOPS_TEST_CRASH_AFTER_STEPS": str(step)}
+    )
+    assert killed.returncode == -9  # SIGKILL
+    assert not (tmp_path / "out" / "ledger" / "_inputs_state.json").exists()  # not marked done
+    again = _run(tmp_path, "--date", "2024-04-30")
+    assert again.returncode == 0, again.stderr
+    assert _ledger(tmp_path) == reference
+    assert not list((tmp_path / "out" / "ledger").rglob(".*.tmp"))
+
+
+def test_backfill_over_a_range_equals_day_by_day_runs(tmp_path: Path) -> None:
+    daily, backfill = tmp_path / "daily", tmp_path / "backfill"
+    for folder in (daily, backfill):
+        folder.mkdir()
+        hb_config(folder)
+    for day in ("2024-04-28", "2024-04-29", "2024-04-30"):
+        assert _run(daily, "--date", day).returncode == 0
+    result = _run(backfill, "--from", "2024-04-28", "--to", "2024-04-30")
+    assert result.returncode == 0, result.stderr
+    assert _ledger(backfill) == _ledger(daily)
+    summary = json.loads((backfill / "out" / "summary.json").read_text())
+    assert summary["period"]["start"] == "2024-04-28" and summary["period"]["end"] == "2024-04-30"
+
+
+def test_each_run_writes_a_manifest(tmp_path: Path) -> None:
+    hb_config(tmp_path)
+    assert _run(tmp_path, "--date", "2024-04-30").returncode == 0
+    assert _run(tmp_path, "--date", "2024-05-01").returncode == 0
+    manifests = sorted((tmp_path / "out" / "runs").glob("*.json"))
+    assert len(manifests) >= 1  # two runs in the same second share a file name
+    record = json.loads(manifests[-1].read_text())
+    (entry,) = record["inputs"]
+    assert entry["source_file"] == "hb-jobinfo_sacct.txt"
+    sample = (FIXTURES / "slurm" / "hb-jobinfo_sacct.txt").read_bytes()
+    assert entry["sha256"] == hashlib.sha256(sample).hexdigest()
+    assert record["status"] == "ok" and record["config_sha256"] and record["tool_version"]
+    assert set(record["stages_s"]) == {"ingest", "attribute_and_ledger", "report"}
+
+
+def test_json_logs_are_one_object_per_line(tmp_path: Path) -> None:
+    hb_config(tmp_path)
+    result = _run(tmp_path, "--date", "2024-04-30", "--log-format", "json")
+    lines = [json.loads(line) for line in result.stderr.splitlines() if line.strip()]
+    assert any(entry["message"].startswith("attributed 90 runs") for entry in lines)
+    assert {entry["level"] for entry in lines} <= {"INFO", "WARNING"}
+
+
+def test_from_without_to_is_a_usage_error(tmp_path: Path) -> None:
+    hb_config(tmp_path)
+    result = _run(tmp_path, "--from", "2024-04-01")
+    assert result.returncode == 1 and "--from and --to go together" in result.stderr
