@@ -6,13 +6,14 @@ Exit codes: 0 done; 1 a user-facing error; 2 bad command line; 3 data-quality ga
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import logging
 import os
 import signal
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Annotated
@@ -131,12 +132,31 @@ def run(
         chosen = parse_period(period) if period else parse_period(f"{first}..{run_date}")
     else:
         chosen = parse_period(period) if period else quarter_to_date(run_date)
-    options = pipeline.RunOptions(
-        started_at=datetime.now(UTC).replace(microsecond=0),
-        force=from_ is not None,
-        after_step=_crash_hook(),
-    )
-    _finish(pipeline.run(load_config(config), run_date, chosen, out, options))
+    with _progress_bar() as on_stage:
+        options = pipeline.RunOptions(
+            started_at=datetime.now(UTC).replace(microsecond=0),
+            force=from_ is not None,
+            after_step=_crash_hook(),
+            on_stage=on_stage,
+        )
+        result = pipeline.run(load_config(config), run_date, chosen, out, options)
+    _finish(result)
+
+
+@contextlib.contextmanager
+def _progress_bar() -> Iterator[Callable[[str], None] | None]:
+    """A rich progress bar over the run's stages, only when a person watches stderr."""
+    if not sys.stderr.isatty():
+        yield None
+        return
+    from rich.console import Console
+    from rich.progress import Progress
+
+    with Progress(console=Console(stderr=True), transient=True) as progress:
+        task = progress.add_task("greenops run", total=len(pipeline.STAGES))
+        yield lambda stage: progress.update(
+            task, advance=1, description=f"greenops run: {stage} done"
+        )
 
 
 def _crash_hook() -> Callable[[int], None] | None:

@@ -9,6 +9,7 @@ import hashlib
 import json
 import os
 import time
+from collections.abc import Callable
 from datetime import date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -26,14 +27,17 @@ RUNS_DIR = "runs"
 class Timer:
     """Seconds spent per stage (a monotonic clock: durations only, never dates)."""
 
-    def __init__(self) -> None:
+    def __init__(self, on_lap: Callable[[str], None] | None = None) -> None:
         self.stages_s: dict[str, float] = {}
         self._last = time.perf_counter()
+        self._on_lap = on_lap  # e.g. a progress bar
 
     def lap(self, stage: str) -> None:
         now = time.perf_counter()
         self.stages_s[stage] = round(now - self._last, 3)
         self._last = now
+        if self._on_lap is not None:
+            self._on_lap(stage)
 
 
 def config_sha256(config: Config) -> str:

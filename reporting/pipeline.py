@@ -148,11 +148,15 @@ def ledger_root(config: Config, out_dir: Path) -> Path:
     return config.resolve(config.ledger.path) if config.ledger.path else out_dir / "ledger"
 
 
+STAGES = ("ingest", "attribute_and_ledger", "report")
+
+
 @dataclass(frozen=True)
 class RunOptions:
     started_at: datetime  # wall-clock start, from the CLI: for the lock and the manifest only
     force: bool = False  # re-read every input even if unchanged (backfill)
     after_step: Callable[[int], None] | None = None  # ledger commit hook (crash tests)
+    on_stage: Callable[[str], None] | None = None  # called as each stage ends (progress bar)
 
 
 def run(
@@ -162,7 +166,7 @@ def run(
     root = ledger_root(config, out_dir)
     with ledger_lock(root, options.started_at):
         store.recover(root)
-        timer = manifest.Timer()
+        timer = manifest.Timer(options.on_stage)
         files = all_input_files(config)
         fingerprints = {name: file_fingerprint(path) for name, path in files.items()}
         changed = _changed(root, fingerprints, options.force)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import pty
 import shutil
 import subprocess
 import sys
@@ -178,3 +179,28 @@ def test_from_without_to_is_a_usage_error(tmp_path: Path) -> None:
     hb_config(tmp_path)
     result = _run(tmp_path, "--from", "2024-04-01")
     assert result.returncode == 1 and "--from and --to go together" in result.stderr
+
+
+def test_progress_bar_only_on_a_terminal(tmp_path: Path) -> None:
+    hb_config(tmp_path)
+    piped = _run(tmp_path, "--date", "2024-04-30")
+    assert "greenops run:" not in piped.stderr  # cron mail stays clean
+    primary, secondary = pty.openpty()
+    process = subprocess.Popen(
+        [str(GREENOPS), "run", "--config", "greenops.toml", "--out", "out", "--date", "2024-04-30"],
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=secondary,
+    )
+    os.close(secondary)
+    seen = b""
+    while True:
+        try:
+            chunk = os.read(primary, 65536)
+        except OSError:  # the terminal closed: the process is done
+            break
+        if not chunk:
+            break
+        seen += chunk
+    assert process.wait(timeout=600) == 0
+    assert b"greenops run" in seen
