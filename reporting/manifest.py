@@ -40,6 +40,15 @@ class Timer:
             self._on_lap(stage)
 
 
+def batch_id(fingerprints: dict[str, dict[str, Any]]) -> str:
+    """Content id of the inputs a run processed: same files, same id, whatever the date; the
+    ledger's `run_id` column holds it, so every row names the input versions it came from."""
+    digest = hashlib.sha256(
+        repr(sorted((k, v["sha256"]) for k, v in fingerprints.items())).encode()
+    )
+    return f"batch-{digest.hexdigest()[:12]}"
+
+
 def config_sha256(config: Config) -> str:
     return hashlib.sha256(config.config_file.read_bytes()).hexdigest()
 
@@ -81,7 +90,10 @@ def write(
         }
         for name, fp in sorted(fingerprints.items())
     ]
+    run_id = f"{started_at.strftime('%Y%m%dT%H%M%SZ')}_{run_date.isoformat()}_{os.getpid()}"
     record = {
+        "run_id": run_id,
+        "batch_id": batch_id({n: fingerprints[n] for n in processed}) if processed else None,
         **assurance(config, fingerprints),
         "run_date": run_date.isoformat(),
         "period": {"start": period.start.isoformat(), "end": period.end.isoformat()},
@@ -93,10 +105,7 @@ def write(
     }
     folder = out_dir / RUNS_DIR
     folder.mkdir(parents=True, exist_ok=True)
-    path = (
-        folder
-        / f"{started_at.strftime('%Y%m%dT%H%M%SZ')}_{run_date.isoformat()}_{os.getpid()}.json"
-    )
+    path = folder / f"{run_id}.json"
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
     os.replace(tmp, path)

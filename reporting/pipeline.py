@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -136,14 +135,6 @@ def _file_stats(
     }
 
 
-def batch_id(fingerprints: dict[str, dict[str, Any]]) -> str:
-    """Content id of the inputs a run processed: same files, same id, whatever the date."""
-    digest = hashlib.sha256(
-        repr(sorted((k, v["sha256"]) for k, v in fingerprints.items())).encode()
-    )
-    return f"batch-{digest.hexdigest()[:12]}"
-
-
 def ledger_root(config: Config, out_dir: Path) -> Path:
     return config.resolve(config.ledger.path) if config.ledger.path else out_dir / "ledger"
 
@@ -210,7 +201,7 @@ def _changed(root: Path, fingerprints: dict[str, dict[str, Any]], force: bool) -
 def _store(config: Config, root: Path, intake: Intake, processed: dict[str, dict[str, Any]],
            options: RunOptions) -> None:  # fmt: skip
     """Attribute the intake and commit it: ledger, factors, intake records, then the input state."""
-    attribution = attribute_usage(intake.usage, config, batch_id(processed))
+    attribution = attribute_usage(intake.usage, config, manifest.batch_id(processed))
     written = store.write_ledger(root, attribution.ledger, intake.files, options.after_step)
     store.write_factors(root, register_frame(attribution.factors))
     store.write_intake(root, intake.files, intake.quarantine)

@@ -164,6 +164,9 @@ def test_each_run_writes_a_manifest(tmp_path: Path) -> None:
     sample = (FIXTURES / "slurm" / "hb-jobinfo_sacct.txt").read_bytes()
     assert entry["sha256"] == hashlib.sha256(sample).hexdigest()
     assert record["status"] == "ok" and record["config_sha256"] and record["tool_version"]
+    assert (
+        manifests[-1].stem == record["run_id"] and record["batch_id"] is None
+    )  # 2nd run: unchanged
     assert set(record["stages_s"]) == {"ingest", "attribute_and_ledger", "report"}
 
 
