@@ -29,6 +29,9 @@ LINEAR_COLUMNS = (
     "cost",
     "gpu_hours",
     "cpu_core_hours",
+    "gpu_energy_kwh",
+    "cpu_energy_kwh",
+    "memory_energy_kwh",
 )
 
 
@@ -57,6 +60,7 @@ def _per_run(runs: pd.DataFrame, params: pd.DataFrame, config: Config) -> pd.Dat
     gpu_hours = runs["n_gpus"].fillna(0) * hours
     core_hours = runs["n_cpus"].fillna(0) * hours
     frame = runs.assign(
+        **_energy_parts(it, hours),
         it_energy_kwh=it["it_energy_kwh"],
         facility_energy_kwh=facility_kwh,
         energy_method=it["energy_method"],
@@ -87,6 +91,18 @@ def _per_run(runs: pd.DataFrame, params: pd.DataFrame, config: Config) -> pd.Dat
     frame["memory_factor_id"] = frame["memory_factor_id"].where(modelled)
     frame["scope"] = "2"
     return owners.attribute_owners(frame, config.owners)
+
+
+def _energy_parts(it: pd.DataFrame, hours: pd.Series) -> dict[str, pd.Series]:
+    """IT kWh of GPUs, CPUs and memory. A measured total is split in the model's proportions,
+    so the parts always add up to it_energy_kwh (the audit prices waste from them)."""
+    scale = (it["it_energy_kwh"] / it["modelled_energy_kwh"]).where(
+        it["modelled_energy_kwh"] > 0, 0.0
+    )
+    return {
+        f"{part}_energy_kwh": it[f"{part}_power_w"] * hours / 1000 * scale
+        for part in ("gpu", "cpu", "memory")
+    }
 
 
 def _energy_notes(runs: pd.DataFrame, it: pd.DataFrame) -> pd.Series:

@@ -20,8 +20,8 @@ from typing import Annotated
 
 import typer
 
-from reporting import __version__, pipeline
-from reporting.config import load_config
+from reporting import __version__, notify, pipeline
+from reporting.config import Config, load_config
 from reporting.errors import ReportingError
 from reporting.period import parse_period, quarter_to_date
 
@@ -99,8 +99,12 @@ def _setup_logging(quiet: bool, verbose: bool, log_format: str = "text") -> None
 def _finish(result: pipeline.RunResult) -> None:
     for failure in result.gate_failures:
         typer.echo(f"Data-quality gate: {failure}", err=True)
+    for error in result.notify_errors:
+        typer.echo(f"Notify: {error}", err=True)
     if result.gate_failures:
         raise typer.Exit(EXIT_GATE)
+    if result.notify_errors:  # findings stay pending and are retried next night
+        raise typer.Exit(1)
 
 
 @app.command()
@@ -121,8 +125,11 @@ def run(
     quiet: Annotated[bool, typer.Option(help="Warnings and errors only.")] = False,
     verbose: bool = False,
     log_format: Annotated[str, typer.Option(help="text or json (one object per line).")] = "text",
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Write owners' e-mails to <out>/outbox, send nothing.")
+    ] = False,
 ) -> None:
-    """The nightly job: new or changed inputs → ledger → the period's report (quarter to date)."""
+    """The nightly job: new or changed inputs → ledger → report → audit → owners' e-mails."""
     _setup_logging(quiet, verbose, log_format)
     if (from_ is None) != (to is None):
         raise ReportingError("--from and --to go together: give both days of the backfill.")
@@ -132,14 +139,17 @@ def run(
         chosen = parse_period(period) if period else parse_period(f"{first}..{run_date}")
     else:
         chosen = parse_period(period) if period else quarter_to_date(run_date)
+    loaded = load_config(config)
     with _progress_bar() as on_stage:
         options = pipeline.RunOptions(
             started_at=datetime.now(UTC).replace(microsecond=0),
             force=from_ is not None,
             after_step=_crash_hook(),
             on_stage=on_stage,
+            notify="dry-run" if dry_run else "send",
+            smtp_password=_smtp_password(loaded, dry_run),
         )
-        result = pipeline.run(load_config(config), run_date, chosen, out, options)
+        result = pipeline.run(loaded, run_date, chosen, out, options)
     _finish(result)
 
 
@@ -157,6 +167,13 @@ def _progress_bar() -> Iterator[Callable[[str], None] | None]:
         yield lambda stage: progress.update(
             task, advance=1, description=f"greenops run: {stage} done"
         )
+
+
+def _smtp_password(config: Config, dry_run: bool) -> str | None:
+    """The SMTP password, from the environment variable or file the config names (never the config)."""
+    if dry_run or not config.notify.enabled:
+        return None
+    return notify.read_password(config.notify, config.base_dir, os.environ)
 
 
 def _crash_hook() -> Callable[[int], None] | None:
@@ -207,6 +224,52 @@ def validate(config: ConfigOption, quiet: bool = False) -> None:
 
 @app.command()
 @_user_errors
+def audit(
+    config: ConfigOption,
+    period: Annotated[str, typer.Option(help="2026-Q3, 2026-07, ...")],
+    out: OutOption = Path("out"),
+) -> None:
+    """Audit a period of the ledger: print findings per rule, write <out>/findings.csv."""
+    _setup_logging(False, False)
+    chosen = parse_period(period)
+    reported = pipeline.report(load_config(config), chosen, out, chosen.end)
+    findings = reported.summary["findings"]
+    typer.echo(
+        f"{findings['count']} findings: {findings['wasted_energy_kwh']:,.1f} kWh and "
+        f"{findings['wasted_co2e_kg']:,.1f} kg CO2e wasted (written to {out / 'findings.csv'})"
+    )
+    for rule, count in findings["by_rule"].items():
+        typer.echo(f"  {rule}: {count}")
+
+
+@app.command("notify")
+@_user_errors
+def notify_owners(
+    config: ConfigOption,
+    date_: Annotated[
+        str | None, typer.Option("--date", help="Night to notify for (default: yesterday).")
+    ] = None,
+    out: OutOption = Path("out"),
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Write e-mails to <out>/outbox only.")
+    ] = False,
+) -> None:
+    """Send owners the digests of findings not notified yet (quarter to date of --date)."""
+    _setup_logging(False, False)
+    loaded = load_config(config)
+    run_date = _parse_date(date_)
+    reported = pipeline.report(loaded, quarter_to_date(run_date), out, run_date)
+    options = pipeline.RunOptions(
+        started_at=datetime.now(UTC).replace(microsecond=0),
+        notify="dry-run" if dry_run else "send",
+        smtp_password=_smtp_password(loaded, dry_run),
+    )
+    errors = pipeline.notify_only(loaded, out, run_date, reported.findings, options)
+    _finish(pipeline.RunResult(reported.summary, [], out, errors))
+
+
+@app.command()
+@_user_errors
 def demo(
     out: OutOption = Path("out"),
     samples: Annotated[Path, typer.Option(help="The sample folder.")] = Path("sample_logs"),
@@ -219,9 +282,14 @@ def demo(
             f"{config_path}: not found. Run `greenops demo` from the repository root."
         )
     config = load_config(config_path)
-    options = pipeline.RunOptions(started_at=datetime.now(UTC).replace(microsecond=0), force=True)
+    options = pipeline.RunOptions(
+        started_at=datetime.now(UTC).replace(microsecond=0), force=True, notify="dry-run"
+    )
     result = pipeline.run(config, DEMO_DATE, quarter_to_date(DEMO_DATE), out, options)
-    typer.echo(f"Wrote {out / 'report.html'}, {out / 'report.pdf'}, {out / 'summary.json'}")
+    typer.echo(
+        f"Wrote {out / 'report.html'}, {out / 'report.pdf'}, {out / 'summary.json'}, "
+        f"{out / 'findings.csv'} and the owners' e-mails in {out / 'outbox'}"
+    )
     _finish(result)
 
 

@@ -14,6 +14,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from reporting.audit_config import Audit, Notify
 from reporting.errors import ConfigError
 
 OWNER_FIELDS = ("account", "user", "job_name", "comment", "wckey", "partition", "site", "namespace")
@@ -195,6 +196,8 @@ class Config(_Strict):
     ledger: Ledger = Ledger()
     methodology: Methodology = Methodology()
     owners: list[OwnerRule] = []
+    audit: Audit = Audit()
+    notify: Notify = Notify()
     config_file: Path = Path(
         "greenops.toml"
     )  # set by load_config; relative paths resolve from its folder

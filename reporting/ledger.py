@@ -253,3 +253,22 @@ def read_quarantine(root: Path) -> pd.DataFrame:
 
     path = root / QUARANTINE_FILE
     return pq.read_table(path).to_pandas() if path.exists() else empty_quarantine()
+
+
+FIRST_SEEN_FILE = "_findings_first_seen.json"
+
+
+def read_first_seen(root: Path) -> dict[str, str]:
+    """finding_id → the run date it was first found (kept so reruns do not make it new again)."""
+    path = root / FIRST_SEEN_FILE
+    return json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+
+
+def write_first_seen(root: Path, findings: pd.DataFrame) -> None:
+    seen = read_first_seen(root)
+    for finding, day in zip(findings["finding_id"], findings["first_seen"], strict=True):
+        seen[finding] = min(seen.get(finding, day), day)
+    root.mkdir(parents=True, exist_ok=True)
+    tmp = root / f".{FIRST_SEEN_FILE}.tmp"
+    tmp.write_text(json.dumps(dict(sorted(seen.items())), indent=1) + "\n", encoding="utf-8")
+    os.replace(tmp, root / FIRST_SEEN_FILE)

@@ -22,6 +22,14 @@ METHODOLOGY = {
     "contractual instruments and residual mix (equal to location-based when none are configured)",
     "embodied_note": "Embodied emissions are a management allocation (amortised hardware per GPU-hour, or per "
     "core-hour for CPU-only jobs), reported as Scope 3.2 beside Scope 2 and never added into it.",
+    "audit_note": "Findings (defaults, each configurable under [audit]): idle GPU — GPU utilisation ≤ 1 % "
+    "for ≥ 30 min (Job Defense Shield), waste = the run's GPU energy; low GPU utilisation < 15 % on "
+    "≥ 1 GPU-hour (jobstats), waste = GPU energy × (1 − utilisation); low CPU efficiency < 65 % on "
+    "CPU-only runs of ≥ 10 core-hours (jobstats), waste = CPU energy × (1 − efficiency); memory "
+    "over-request, peak used / requested < 0.35 (Job Defense Shield), waste = memory energy × (1 − "
+    "ratio); time limit over-request, elapsed / limit < 0.2 (Job Defense Shield), no energy waste; "
+    "failed, timed-out, out-of-memory and node-failed runs ≥ 1 kWh, waste = the whole run. Energies "
+    "are facility kWh; waste in kg CO2e uses the run's location-based intensity and in cost its cost per kWh.",
     "time_note": "Each finished job is split over the UTC days it ran on in proportion to its time on each "
     "day; naive sacct timestamps are read in the site's timezone. Running and pending jobs are counted "
     "but not attributed until they finish.",
@@ -49,7 +57,11 @@ def _write_text(path: Path, text: str) -> None:
 
 
 def write_all(
-    out_dir: Path, summary: dict[str, Any], context: dict[str, Any], quarantine: pd.DataFrame
+    out_dir: Path,
+    summary: dict[str, Any],
+    context: dict[str, Any],
+    quarantine: pd.DataFrame,
+    findings: pd.DataFrame,
 ) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
     _write_text(
@@ -58,6 +70,9 @@ def write_all(
     )
     _write_text(
         out_dir / "quarantine.csv", csv_safe(quarantine).to_csv(index=False, lineterminator="\n")
+    )
+    _write_text(
+        out_dir / "findings.csv", csv_safe(findings).to_csv(index=False, lineterminator="\n")
     )
     html = report.render_html(context)
     report.write_html(html, out_dir / "report.html")

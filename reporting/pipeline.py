@@ -7,13 +7,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import pandas as pd
 
 from reporting import ledger as store
-from reporting import manifest, outputs
+from reporting import manifest, notify, outputs
 from reporting.attribute import attribute_usage
+from reporting.audit import audit_ledger
 from reporting.config import Config, Input
 from reporting.errors import InputError
 from reporting.factors import register_frame
@@ -37,10 +38,17 @@ class Intake:
 
 
 @dataclass(frozen=True)
+class Reported:
+    summary: dict[str, Any]
+    findings: pd.DataFrame  # FINDING_COLUMNS, ranked by wasted kg CO2e
+
+
+@dataclass(frozen=True)
 class RunResult:
     summary: dict[str, Any]
     gate_failures: list[str]
     out_dir: Path
+    notify_errors: list[str] = field(default_factory=list)
 
 
 def input_paths(config: Config, index: int, spec: Input) -> dict[str, Path]:
@@ -139,7 +147,7 @@ def ledger_root(config: Config, out_dir: Path) -> Path:
     return config.resolve(config.ledger.path) if config.ledger.path else out_dir / "ledger"
 
 
-STAGES = ("ingest", "attribute_and_ledger", "report")
+STAGES = ("ingest", "attribute_and_ledger", "report", "notify")
 
 
 @dataclass(frozen=True)
@@ -148,6 +156,8 @@ class RunOptions:
     force: bool = False  # re-read every input even if unchanged (backfill)
     after_step: Callable[[int], None] | None = None  # ledger commit hook (crash tests)
     on_stage: Callable[[str], None] | None = None  # called as each stage ends (progress bar)
+    notify: Literal["send", "dry-run", "off"] = "send"  # "send" only if [notify] enabled
+    smtp_password: str | None = None  # read by the CLI from the environment or a file
 
 
 def run(
@@ -167,8 +177,11 @@ def run(
             _store(config, root, intake, {n: fingerprints[n] for n in changed}, options)
         timer.lap("attribute_and_ledger")
         gate = intake.gate_failures if intake else []
-        summary = report(config, period, out_dir, run_date, gate)
+        reported = report(config, period, out_dir, run_date, gate)
+        store.write_first_seen(root, reported.findings)
         timer.lap("report")
+        notified = _notify(config, root, out_dir, run_date, reported.findings, options)
+        timer.lap("notify")
         manifest.write(
             out_dir,
             config,
@@ -181,7 +194,38 @@ def run(
             timer,
             gate,
         )
-    return RunResult(summary, gate, out_dir)
+    return RunResult(reported.summary, gate, out_dir, notified.errors if notified else [])
+
+
+def _notify(config: Config, root: Path, out_dir: Path, run_date: date, findings: pd.DataFrame,
+            options: RunOptions) -> notify.NotifyResult | None:  # fmt: skip
+    """Send (or write to the outbox) the owners' digests of findings not yet notified."""
+    if options.notify == "off" or (options.notify == "send" and not config.notify.enabled):
+        return None
+    settings = config.notify
+    directory = (
+        notify.load_directory(config.resolve(settings.directory)) if settings.directory else None
+    )
+    result = notify.notify_findings(
+        findings, settings, state_dir=root, out_dir=out_dir, run_date=run_date,
+        dry_run=options.notify == "dry-run", password=options.smtp_password,
+        directory=directory, organisation=config.organisation.name,
+    )  # fmt: skip
+    log.info("notified %s findings (%s pending, %s owners without an address)%s",
+             len(result.sent), len(result.pending), len(result.unresolved),
+             f"; wrote {len(result.outbox)} e-mails to {out_dir / 'outbox'}" if result.outbox else "")  # fmt: skip
+    for error in result.errors:
+        log.error("notify: %s", error)
+    return result
+
+
+def notify_only(config: Config, out_dir: Path, run_date: date, findings: pd.DataFrame,
+                options: RunOptions) -> list[str]:  # fmt: skip
+    """The notify stage alone, under the ledger lock (its state lives with the ledger)."""
+    root = ledger_root(config, out_dir)
+    with ledger_lock(root, options.started_at):
+        result = _notify(config, root, out_dir, run_date, findings, options)
+    return result.errors if result else []
 
 
 def _changed(root: Path, fingerprints: dict[str, dict[str, Any]], force: bool) -> set[str]:
@@ -221,7 +265,7 @@ def report(
     out_dir: Path,
     run_date: date,
     gate_failures: list[str] | None = None,
-) -> dict[str, Any]:
+) -> Reported:
     """Render the period from the ledger alone: summary.json, report.html, report.pdf, quarantine.csv."""
     root = ledger_root(config, out_dir)
     rows = store.read_ledger(root, period.start, period.end)
@@ -230,7 +274,8 @@ def report(
         {k: f[k] for k in ("source_file", "kind", "rows_read", "rows_accepted", "rows_quarantined")}
         for f in intake.values()
     ]
-    summary = build_summary(rows, period, inputs, gate_failures)
+    findings = audit_ledger(rows, config.audit, store.read_first_seen(root), run_date)
+    summary = build_summary(rows, period, inputs, findings, gate_failures)
     waiting: dict[str, int] = {}
     for f in intake.values():
         for state, jobs in f["not_attributed"].items():
@@ -245,8 +290,9 @@ def report(
         not_attributed=pd.DataFrame({"state": list(waiting), "jobs": list(waiting.values())}),
         methodology=outputs.METHODOLOGY,
         assurance=manifest.assurance(config, read_state(root)),
+        findings=findings,
     )
-    outputs.write_all(out_dir, summary, context, store.read_quarantine(root))
+    outputs.write_all(out_dir, summary, context, store.read_quarantine(root), findings)
     log.info(
         "reported %s: %.1f kWh, %.1f kg CO2e location-based, %.1f kg market-based -> %s",
         period.label,
@@ -255,4 +301,4 @@ def report(
         summary["totals"]["co2e_market_kg"],
         out_dir,
     )
-    return summary
+    return Reported(summary, findings)

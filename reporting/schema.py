@@ -14,6 +14,14 @@ import pyarrow as pa
 
 QUARANTINE_COLUMNS = ["source_file", "line", "raw", "check", "reason"]
 
+# One row per policy breach of one run; finding_id is stable across nights (rule + usage_id).
+FINDING_COLUMNS = [
+    "finding_id", "rule", "severity", "usage_id", "site", "user", "account", "job_name",
+    "owner", "team", "model", "phase", "measured_value", "threshold", "wasted_gpu_hours",
+    "wasted_energy_kwh", "wasted_cost", "currency", "wasted_co2e_kg", "waste_formula",
+    "message", "action", "first_seen", "ended_at",
+]  # fmt: skip
+
 USAGE_COLUMNS = [
     "usage_id",
     "source",
@@ -80,11 +88,17 @@ LEDGER_SCHEMA = pa.schema(
         ("cpu_core_hours", _F64),
         ("gpu_util_ratio", _F64),
         ("cpu_util_ratio", _F64),
+        ("mem_requested_gb", _F64),
+        ("mem_used_max_gb", _F64),
+        ("timelimit_s", _F64),
         ("team", _STR),
         ("model", _STR),
         ("phase", _STR),
         ("owner", _STR),
         ("it_energy_kwh", _F64),
+        ("gpu_energy_kwh", _F64),
+        ("cpu_energy_kwh", _F64),
+        ("memory_energy_kwh", _F64),
         ("pue", _F64),
         ("facility_energy_kwh", _F64),
         ("energy_method", _STR),

@@ -93,6 +93,7 @@ def build_summary(
     ledger: pd.DataFrame,
     period: Period,
     inputs: list[dict[str, Any]],
+    findings: pd.DataFrame,
     gate_failures: list[str] | None = None,
 ) -> dict[str, Any]:
     """summary.json: the stable contract of DESIGN §5 (plus counts that explain it)."""
@@ -106,16 +107,26 @@ def build_summary(
         **{name: _breakdown(ledger, key) for name, key in BREAKDOWNS.items()},
         "inputs": inputs,
         "energy_methods": _energy_methods(ledger),
-        # The efficiency audit is not part of this release: no rule has run, so nothing is found.
-        "findings": {
-            "count": 0,
-            "by_rule": {},
-            "wasted_energy_kwh": 0.0,
-            "wasted_co2e_kg": 0.0,
-            "audited": False,
-        },
+        "findings": _findings(findings),
         "quality_gate": {"passed": not gate_failures, "failures": list(gate_failures or [])},
     }
+
+
+def _findings(findings: pd.DataFrame) -> dict[str, Any]:
+    by_rule = findings.groupby("rule").size().sort_index()
+    return {
+        "count": len(findings),
+        "by_rule": {str(rule): int(n) for rule, n in by_rule.items()},
+        "wasted_energy_kwh": _round(findings["wasted_energy_kwh"].sum()),
+        "wasted_co2e_kg": _round(findings["wasted_co2e_kg"].sum()),
+        "audited": True,
+    }
+
+
+def findings_table(findings: pd.DataFrame, limit: int = 50) -> list[dict[str, Any]]:
+    """The report's findings, ranked by wasted kg CO2e (already the table's order)."""
+    rows = findings.head(limit).astype(object).where(findings.head(limit).notna(), None)
+    return rows.to_dict("records")
 
 
 def factor_usage(ledger: pd.DataFrame) -> pd.Series:
@@ -192,6 +203,7 @@ def build_context(
     factors: pd.DataFrame,
     *,
     assurance: dict[str, Any],
+    findings: pd.DataFrame,
     organisation: str,
     run_date: date,
     quarantine: pd.DataFrame,
@@ -225,6 +237,7 @@ def build_context(
         "defaults_used": defaults_used(ledger, register),
         "methodology": methodology,
         "assurance": assurance,
+        "findings_table": findings_table(findings),
     }
 
 

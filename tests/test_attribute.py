@@ -59,6 +59,9 @@ def _attribute(tmp_path: Path, lines: list[str], site_extra: str = ""):
 def test_modelled_energy_carbon_cost_by_hand(tmp_path: Path) -> None:
     ledger = _attribute(tmp_path, [JOB, STEP]).ledger
     assert ledger["it_energy_kwh"].sum() == pytest.approx(IT_KWH)  # 1.026 kWh
+    assert ledger["gpu_energy_kwh"].sum() == pytest.approx(GPU_W * 2 / 1000)
+    assert ledger["cpu_energy_kwh"].sum() == pytest.approx(CPU_W * 2 / 1000)
+    assert ledger["memory_energy_kwh"].sum() == pytest.approx(MEMORY_W * 2 / 1000)
     assert ledger["facility_energy_kwh"].sum() == pytest.approx(IT_KWH * 1.5)
     assert ledger["co2e_location_kg"].sum() == pytest.approx(IT_KWH * 1.5 * 100 / 1000)
     assert ledger["co2e_market_kg"].sum() == pytest.approx(ledger["co2e_location_kg"].sum())
@@ -88,6 +91,8 @@ def test_plausible_measured_energy_wins_and_implausible_is_rejected_visibly(tmp_
     ledger = _attribute(tmp_path, [measured]).ledger
     assert ledger["it_energy_kwh"].sum() == pytest.approx(2.0)
     assert set(ledger["energy_method"]) == {"measured"}
+    parts = ledger[["gpu_energy_kwh", "cpu_energy_kwh", "memory_energy_kwh"]].sum(axis=1)
+    assert parts.sum() == pytest.approx(2.0)  # a measured total is split in the model's proportions
     absurd = JOB.replace("1|train", "2|train") + "18446744073709551614"  # counter fault
     ledger = _attribute(tmp_path, [absurd]).ledger
     assert set(ledger["energy_method"]) == {"modelled"}

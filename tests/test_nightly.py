@@ -41,7 +41,7 @@ def _ledger(folder: Path) -> dict[str, bytes]:
     return {
         str(p.relative_to(root)): p.read_bytes()
         for p in sorted(root.rglob("*"))
-        if p.is_file() and p.name != LOCK_FILE
+        if p.is_file() and p.name not in (LOCK_FILE, "_findings_first_seen.json", "_notified.json")
     }
 
 
@@ -167,7 +167,7 @@ def test_each_run_writes_a_manifest(tmp_path: Path) -> None:
     assert (
         manifests[-1].stem == record["run_id"] and record["batch_id"] is None
     )  # 2nd run: unchanged
-    assert set(record["stages_s"]) == {"ingest", "attribute_and_ledger", "report"}
+    assert set(record["stages_s"]) == {"ingest", "attribute_and_ledger", "report", "notify"}
 
 
 def test_json_logs_are_one_object_per_line(tmp_path: Path) -> None:

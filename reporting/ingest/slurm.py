@@ -257,8 +257,13 @@ def _parse_steps(steps: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     usage_tres = sv.parse_tres(steps["tres_usage_in_tot"])
     alloc_tres = sv.parse_tres(steps["alloc_tres"])
     out = steps.assign(step_name=steps["job_id"].str.split(".", n=1).str[1])
-    out["max_rss_gb"], bad = sv.parse_memory_gb(steps["max_rss"], 1.0, 1.0)
+    max_rss_gb, bad = sv.parse_memory_gb(steps["max_rss"], 1.0, 1.0)
     _unparseable(problems, steps, "max_rss", "MaxRSS", bad)
+    # MaxRSS is the largest single task; TRESUsageInTot mem= adds the step's tasks up, which is
+    # what a multi-task, multi-node step holds. Use it when the dump has it.
+    total_gb, bad = sv.parse_memory_gb(usage_tres.get("mem", _empty(steps)), 1.0, 1.0)
+    _unparseable(problems, steps, "tres_usage_in_tot", "TRESUsageInTot mem", bad)
+    out["max_rss_gb"] = total_gb.fillna(max_rss_gb)
     gpu_util_pct, bad = sv.parse_count(usage_tres.get("gres/gpuutil", _empty(steps)))
     _unparseable(problems, steps, "tres_usage_in_tot", "TRESUsageInTot gres/gpuutil", bad)
     step_gpus = sv.parse_count(alloc_tres.get("gres/gpu", _empty(steps)))[0]

@@ -1,0 +1,227 @@
+"""The efficiency audit: ledger rows → findings, each with what was wasted and what to do.
+
+Rules look at each run's slices within the audited period, added up. Waste is priced in
+facility kWh (IT kWh of the part concerned × PUE), then in kg CO2e at the run's location-based
+intensity and in cost at the run's cost per kWh. Each finding states its formula.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from datetime import date
+
+import numpy as np
+import pandas as pd
+
+from reporting.audit_config import Audit, Rule
+from reporting.schema import FINDING_COLUMNS
+
+FAILED_STATES = ("FAILED", "TIMEOUT", "OUT_OF_MEMORY", "NODE_FAIL")
+SUMMED = ("facility_energy_kwh", "it_energy_kwh", "gpu_energy_kwh", "cpu_energy_kwh",
+          "memory_energy_kwh", "co2e_location_kg", "cost", "gpu_hours", "cpu_core_hours")  # fmt: skip
+PER_RUN = ("site", "user", "account", "job_name", "owner", "team", "model", "phase", "state",
+           "n_gpus", "n_nodes", "gpu_util_ratio", "cpu_util_ratio", "mem_requested_gb", "mem_used_max_gb",
+           "timelimit_s", "duration_s", "pue", "currency", "ended_at")  # fmt: skip
+S_PER_HOUR = 3_600
+
+
+def runs_of(ledger: pd.DataFrame) -> pd.DataFrame:
+    """One row per run: its slices in the period added up, its per-run fields taken once."""
+    grouped = ledger.groupby("usage_id", sort=True)
+    sums = grouped[list(SUMMED)].sum(min_count=1)
+    firsts = grouped[list(PER_RUN)].first()
+    return sums.join(firsts).reset_index()
+
+
+def _found(runs: pd.DataFrame, mask: pd.Series, rule: str, settings: Rule, *, measured: pd.Series,
+           waste_kwh: pd.Series, waste_gpu_hours: pd.Series, formula: str,
+           message: Callable[[pd.DataFrame], pd.Series], action: str | pd.Series) -> pd.DataFrame:  # fmt: skip
+    """Findings of one rule for the runs in `mask`, priced from their waste in facility kWh."""
+    hit = runs[mask]
+    per_kwh = hit["facility_energy_kwh"].where(hit["facility_energy_kwh"] > 0)
+    wasted = waste_kwh[mask]
+    return pd.DataFrame({
+        "rule": rule, "severity": settings.severity, "usage_id": hit["usage_id"],
+        "measured_value": measured[mask],
+        "threshold": settings.min_size if rule == "failed_run" else settings.threshold,
+        "wasted_gpu_hours": waste_gpu_hours[mask], "wasted_energy_kwh": wasted,
+        "wasted_cost": hit["cost"] * wasted / per_kwh, "currency": hit["currency"],
+        "wasted_co2e_kg": (hit["co2e_location_kg"] * wasted / per_kwh).fillna(0.0),
+        "waste_formula": formula, "message": message(hit),
+        "action": action[mask] if isinstance(action, pd.Series) else action,
+    })  # fmt: skip
+
+
+def _gpu_rules(runs: pd.DataFrame, audit: Audit) -> list[pd.DataFrame]:
+    util = runs["gpu_util_ratio"]
+    gpu_kwh = runs["gpu_energy_kwh"] * runs["pue"]
+    has_gpu_telemetry = (runs["n_gpus"] > 0) & util.notna()
+    idle = (
+        has_gpu_telemetry
+        & (util <= audit.idle_gpu.threshold)
+        & (runs["duration_s"] >= audit.idle_gpu.min_size)
+    )
+    low = (
+        has_gpu_telemetry
+        & ~idle
+        & (util < audit.low_gpu_util.threshold)
+        & (runs["gpu_hours"] >= audit.low_gpu_util.min_size)
+    )
+    pct = (util * 100).round(1).astype(str)
+    found = []
+    if audit.idle_gpu.enabled:
+        found.append(_found(
+            runs, idle, "idle_gpu", audit.idle_gpu, measured=util, waste_kwh=gpu_kwh,
+            waste_gpu_hours=runs["gpu_hours"], formula="allocated GPU facility energy (all of it)",
+            message=lambda h: "GPUs idle: " + pct[h.index] + " % utilisation over "
+            + (h["gpu_hours"]).round(1).astype(str) + " GPU-hours",
+            action="Cancel idle allocations and check the job reaches the GPU (CUDA devices visible, "
+            "the data loader not blocking); request GPUs only for the steps that use them.",
+        ))  # fmt: skip
+    if audit.low_gpu_util.enabled:
+        found.append(_found(
+            runs, low, "low_gpu_util", audit.low_gpu_util, measured=util,
+            waste_kwh=gpu_kwh * (1 - util), waste_gpu_hours=runs["gpu_hours"] * (1 - util),
+            formula="allocated GPU facility energy × (1 − GPU utilisation)",
+            message=lambda h: "GPU utilisation " + pct[h.index] + " % over "
+            + h["gpu_hours"].round(1).astype(str) + " GPU-hours",
+            action="Request fewer GPUs or a MIG slice; profile the data loader; batch inference "
+            "requests; consider serving a quantised or distilled model.",
+        ))  # fmt: skip
+    return found
+
+
+def _cpu_memory_rules(runs: pd.DataFrame, audit: Audit) -> list[pd.DataFrame]:
+    cpu_util = runs["cpu_util_ratio"]
+    mem_ratio = (runs["mem_used_max_gb"] / runs["mem_requested_gb"]).where(
+        runs["mem_requested_gb"] > 0
+    )
+    requested_gb_hours = runs["mem_requested_gb"] * runs["duration_s"] / S_PER_HOUR
+    # CPU-only runs: a GPU run's host cores mostly wait for the GPUs by design (Job Defense Shield
+    # keeps CPU efficiency for CPU jobs and judges GPU jobs by their GPUs).
+    low_cpu = (
+        (runs["n_gpus"] == 0)
+        & cpu_util.notna()
+        & (cpu_util < audit.low_cpu_efficiency.threshold)
+        & (runs["cpu_core_hours"] >= audit.low_cpu_efficiency.min_size)
+    )
+    over_mem = (
+        mem_ratio.notna()
+        & (mem_ratio < audit.memory_over_request.threshold)
+        & (requested_gb_hours >= audit.memory_over_request.min_size)
+    )
+    zero = pd.Series(0.0, index=runs.index)
+    found = []
+    if audit.low_cpu_efficiency.enabled:
+        found.append(_found(
+            runs, low_cpu, "low_cpu_efficiency", audit.low_cpu_efficiency, measured=cpu_util,
+            waste_kwh=runs["cpu_energy_kwh"] * runs["pue"] * (1 - cpu_util), waste_gpu_hours=zero,
+            formula="allocated CPU facility energy × (1 − CPU efficiency)",
+            message=lambda h: "CPU efficiency " + (cpu_util[h.index] * 100).round(1).astype(str)
+            + " % over " + h["cpu_core_hours"].round(1).astype(str) + " core-hours",
+            action="Request fewer cores (--cpus-per-task, --ntasks) closer to what the job uses, "
+            "or parallelise its serial parts.",
+        ))  # fmt: skip
+    if audit.memory_over_request.enabled:
+        found.append(_found(
+            runs, over_mem, "memory_over_request", audit.memory_over_request, measured=mem_ratio,
+            waste_kwh=runs["memory_energy_kwh"] * runs["pue"] * (1 - mem_ratio), waste_gpu_hours=zero,
+            formula="requested-memory facility energy × (1 − peak used / requested)",
+            message=lambda h: "peak memory " + h["mem_used_max_gb"].round(1).astype(str) + " GB of "
+            + h["mem_requested_gb"].round(1).astype(str) + " GB requested",
+            action=_mem_action(runs),
+        ))  # fmt: skip
+    return found
+
+
+def _mem_action(runs: pd.DataFrame) -> pd.Series:
+    """--mem is per node: suggest the peak per node plus 20 %."""
+    per_node_gb = runs["mem_used_max_gb"] / runs["n_nodes"].fillna(1).clip(lower=1)
+    suggested = np.ceil(per_node_gb * 1.2).clip(lower=1).fillna(1).astype(int).astype(str)
+    return "Set --mem closer to the peak, e.g. --mem=" + suggested + "G per node (peak + 20 %)."
+
+
+def _run_rules(runs: pd.DataFrame, audit: Audit) -> list[pd.DataFrame]:
+    time_ratio = (runs["duration_s"] / runs["timelimit_s"]).where(runs["timelimit_s"] > 0)
+    over_time = (
+        (runs["state"] == "COMPLETED")
+        & time_ratio.notna()
+        & (time_ratio < audit.timelimit_over_request.threshold)
+        & (runs["timelimit_s"] >= audit.timelimit_over_request.min_size)
+    )
+    failed = runs["state"].isin(FAILED_STATES) & (
+        runs["facility_energy_kwh"] >= audit.failed_runs.min_size
+    )
+    zero = pd.Series(0.0, index=runs.index)
+    hours = lambda s: (s / S_PER_HOUR).round(1).astype(str)
+    found = []
+    if audit.timelimit_over_request.enabled:
+        found.append(_found(
+            runs, over_time, "timelimit_over_request", audit.timelimit_over_request, measured=time_ratio,
+            waste_kwh=zero, waste_gpu_hours=zero, formula="none: a scheduling flag (blocks backfill)",
+            message=lambda h: "ran " + hours(h["duration_s"]) + " h of a " + hours(h["timelimit_s"]) + " h limit",
+            action=("Set --time closer to the run time, e.g. --time=" + np.ceil(runs["duration_s"] * 1.5
+                    / 60).clip(lower=1).fillna(1).astype(int).astype(str) + " (minutes, run time + 50 %)."),
+        ))  # fmt: skip
+    if audit.failed_runs.enabled:
+        found.append(_found(
+            runs, failed, "failed_run", audit.failed_runs, measured=runs["facility_energy_kwh"],
+            waste_kwh=runs["facility_energy_kwh"], waste_gpu_hours=runs["gpu_hours"],
+            formula="the whole run's facility energy",
+            message=lambda h: "run ended " + h["state"] + " after " + hours(h["duration_s"]) + " h",
+            action=runs["state"].map(FAILURE_ACTIONS),
+        ))  # fmt: skip
+    return found
+
+
+def hours(seconds: pd.Series) -> pd.Series:
+    return (seconds / S_PER_HOUR).round(1).astype(str)
+
+
+FAILURE_ACTIONS = {
+    "FAILED": "Test on a short debug run first, and checkpoint long runs so a failure costs less.",
+    "TIMEOUT": "Checkpoint and resume, or raise --time; the work done before the limit was lost.",
+    "OUT_OF_MEMORY": "Raise --mem (or reduce the batch size); the run was killed for memory.",
+    "NODE_FAIL": "A node failed: resubmit from the last checkpoint; the site team is told too.",
+}
+
+
+def audit_ledger(
+    ledger: pd.DataFrame, audit: Audit, first_seen: dict[str, str], run_date: date
+) -> pd.DataFrame:
+    """Findings (FINDING_COLUMNS) of the period's ledger, ranked by wasted kg CO2e."""
+    if ledger.empty:
+        return pd.DataFrame(columns=FINDING_COLUMNS)
+    runs = runs_of(ledger)
+    parts = [p for p in [*_gpu_rules(runs, audit), *_cpu_memory_rules(runs, audit), *_run_rules(runs, audit)]
+             if not p.empty]  # fmt: skip
+    if not parts:
+        return pd.DataFrame(columns=FINDING_COLUMNS)
+    found = pd.concat(parts, ignore_index=True)
+    context = runs.set_index("usage_id").loc[found["usage_id"]].reset_index()
+    for column in (
+        "site",
+        "user",
+        "account",
+        "job_name",
+        "owner",
+        "team",
+        "model",
+        "phase",
+        "ended_at",
+    ):
+        found[column] = context[column].to_numpy()
+    found["finding_id"] = [
+        finding_id(r, u) for r, u in zip(found["rule"], found["usage_id"], strict=True)
+    ]
+    found["first_seen"] = [first_seen.get(f, run_date.isoformat()) for f in found["finding_id"]]
+    ranked = found.sort_values(
+        ["wasted_co2e_kg", "finding_id"], ascending=[False, True], kind="stable"
+    )
+    return ranked[FINDING_COLUMNS].reset_index(drop=True)
+
+
+def finding_id(rule: str, usage_id: str) -> str:
+    """Stable across nights and reruns: the same rule on the same run is the same finding."""
+    return "f-" + hashlib.sha256(f"{rule}\0{usage_id}".encode()).hexdigest()[:16]
