@@ -223,6 +223,29 @@ def resolve_address(name: str, team: str, settings: Notify, book: AddressBook) -
     return next((c for c in candidates if mail.is_address(c)), None)
 
 
+def unresolved_owners(
+    findings: pd.DataFrame, settings: Notify, directory: pd.DataFrame | None
+) -> list[dict[str, Any]]:
+    """Owners with no address of their own, and who gets their findings instead (for the report)."""
+    book = address_book(directory)
+    owners = findings.assign(
+        name=[_owner_name(r) for r in findings[["owner", "user"]].to_dict("records")],
+        team_name=findings["team"].map(_text),
+    )
+    listed = []
+    for (name, team), group in owners.groupby(["name", "team_name"], sort=True):
+        personal = name != UNALLOCATED and (
+            mail.is_address(name)
+            or mail.is_address(book.emails.get(name))
+            or mail.is_address(_from_template(settings.address_template, name))
+        )
+        if not personal:
+            routed = resolve_address(name, team, settings, book)
+            listed.append({"owner": name or UNALLOCATED, "team": team, "findings": len(group),
+                           "routed_to": routed or "nobody: pending until an address is configured"})  # fmt: skip
+    return listed
+
+
 def _address_of(row: Mapping[str, Any], settings: Notify, book: AddressBook) -> str | None:
     return resolve_address(_owner_name(row), _text(row["team"]), settings, book)
 

@@ -203,9 +203,7 @@ def _notify(config: Config, root: Path, out_dir: Path, run_date: date, findings:
     if options.notify == "off" or (options.notify == "send" and not config.notify.enabled):
         return None
     settings = config.notify
-    directory = (
-        notify.load_directory(config.resolve(settings.directory)) if settings.directory else None
-    )
+    directory = _directory(config)
     result = notify.notify_findings(
         findings, settings, state_dir=root, out_dir=out_dir, run_date=run_date,
         dry_run=options.notify == "dry-run", password=options.smtp_password,
@@ -217,6 +215,12 @@ def _notify(config: Config, root: Path, out_dir: Path, run_date: date, findings:
     for error in result.errors:
         log.error("notify: %s", error)
     return result
+
+
+def _directory(config: Config) -> pd.DataFrame | None:
+    """The owners' directory CSV of [notify], if one is configured."""
+    path = config.notify.directory
+    return notify.load_directory(config.resolve(path)) if path else None
 
 
 def notify_only(config: Config, out_dir: Path, run_date: date, findings: pd.DataFrame,
@@ -291,6 +295,7 @@ def report(
         methodology=outputs.METHODOLOGY,
         assurance=manifest.assurance(config, read_state(root)),
         findings=findings,
+        unresolved_owners=notify.unresolved_owners(findings, config.notify, _directory(config)),
     )
     outputs.write_all(out_dir, summary, context, store.read_quarantine(root), findings)
     log.info(

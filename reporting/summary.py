@@ -204,6 +204,7 @@ def build_context(
     *,
     assurance: dict[str, Any],
     findings: pd.DataFrame,
+    unresolved_owners: list[dict[str, Any]],
     organisation: str,
     run_date: date,
     quarantine: pd.DataFrame,
@@ -238,6 +239,7 @@ def build_context(
         "methodology": methodology,
         "assurance": assurance,
         "findings_table": findings_table(findings),
+        "unresolved_owners": unresolved_owners,
     }
 
 

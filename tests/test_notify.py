@@ -460,3 +460,19 @@ def test_a_refused_weekly_summary_is_retried_by_a_rerun_the_same_day(server, tmp
     box.refuse.clear()
     again = run(findings(finding(1)), config, tmp_path, directory=people)
     assert (again.weekly, again.sent, again.errors) == (["nlp"], [], [])
+
+
+def test_owners_without_their_own_address_are_listed_with_where_their_findings_go() -> None:
+    frame = findings(
+        finding(1, user="alice"),  # in the directory: personal address
+        finding(2, user="bob", team="nlp"),  # unknown: goes to nlp's lead
+        finding(3, user="carol", team="vision"),  # unknown team, no lead: admin
+    )
+    book = directory(("alice", "alice@example.org", "nlp", "lead@example.org"))
+    listed = notify.unresolved_owners(frame, Notify(admin_address="admin@example.org"), book)
+    assert listed == [
+        {"owner": "bob", "team": "nlp", "findings": 1, "routed_to": "lead@example.org"},
+        {"owner": "carol", "team": "vision", "findings": 1, "routed_to": "admin@example.org"},
+    ]
+    nobody = notify.unresolved_owners(findings(finding(4, user="dave", team="x")), Notify(), None)
+    assert nobody[0]["routed_to"].startswith("nobody")
