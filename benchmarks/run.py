@@ -93,6 +93,8 @@ def prepare(lines: int, work: Path, seed: int) -> tuple[Path, int, int]:
         subprocess.run([*generate, "--split", "none", "--out", str(data)], check=True)
         (folder / DONE_MARKER).write_text(f"jobs={jobs} seed={seed}\n")
     config = folder / "greenops.toml"
+    # The sample's [notify] names its owners directory next to the config.
+    shutil.copy(SAMPLE_CONFIG.parent / "owners.csv", folder / "owners.csv")
     config.write_text(atlas_config_text("data/*.psv"), encoding="utf-8")
     dumps = sorted(data.glob("*.psv"))
     total = 0

@@ -54,12 +54,17 @@ def write_ledger(
     recover(root)
     replaced_files = set(source_files)
     new_ids = set(rows["usage_id"])
+    by_day = dict(tuple(rows.groupby("day", sort=False)))
     plan: list[dict[str, str | None]] = []
-    for day in sorted(set(rows["day"]) | _days_holding(root, replaced_files)):
+    for day in sorted(set(by_day) | _days_holding(root, replaced_files)):
         path = partition_path(root, day)
         old = read_partition(path)
-        keep = old[~old["usage_id"].isin(new_ids) & ~old["source_file"].isin(replaced_files)]
-        new = rows[rows["day"] == day]
+        # Set lookups cost O(rows in this partition), not O(all new rows) per day as isin would.
+        replaced = old["usage_id"].map(new_ids.__contains__) | old["source_file"].map(
+            replaced_files.__contains__
+        )
+        keep = old[~replaced.astype(bool)]
+        new = by_day.get(day, rows.iloc[0:0])
         merged = pd.concat([keep, new], ignore_index=True) if not keep.empty else new
         tmp = None
         if not merged.empty:

