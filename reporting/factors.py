@@ -91,10 +91,6 @@ def grid_factor(zone: str) -> Factor | None:
     )
 
 
-def known_zones() -> list[str]:
-    return sorted(set(table("grid_intensity")["zone"]))
-
-
 @cache
 def _model_names(table_name: str) -> dict[str, str]:
     """Lower-case model name or alias → canonical model, for a hardware power table."""

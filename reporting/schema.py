@@ -180,10 +180,3 @@ def empty_usage() -> pd.DataFrame:
 
 def empty_quarantine() -> pd.DataFrame:
     return quarantine_frame(source_file=[], line=[], raw=[], check=[], reason=[])
-
-
-def require_columns(frame: pd.DataFrame, columns: Sequence[str], stage: str) -> None:
-    """Guard a stage boundary: a missing column here is a bug, not a user error."""
-    missing = [c for c in columns if c not in frame.columns]
-    if missing:
-        raise AssertionError(f"{stage}: missing columns {missing}")

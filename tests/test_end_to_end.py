@@ -16,6 +16,7 @@ from tests.conftest import hb_config
 
 ROOT = Path(__file__).parent.parent
 GREENOPS = Path(sys.executable).parent / "greenops"
+HB_RUN = ("--date", "2024-04-30", "--period", "2023-01-01..2024-12-31", "--out", "out")
 
 
 def _greenops(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
@@ -36,18 +37,7 @@ def hb_run(
 ) -> tuple[Path, subprocess.CompletedProcess[str]]:
     folder = tmp_path_factory.mktemp("hb")
     config = hb_config(folder)
-    result = _greenops(
-        "run",
-        "--config",
-        str(config),
-        "--date",
-        "2024-04-30",
-        "--period",
-        "2023-01-01..2024-12-31",
-        "--out",
-        "out",
-        cwd=folder,
-    )
+    result = _greenops("run", "--config", str(config), *HB_RUN, cwd=folder)
     return folder, result
 
 
@@ -102,18 +92,7 @@ def test_rerunning_the_same_date_gives_byte_identical_outputs(hb_run) -> None:
     before = _ledger_bytes(folder / "out" / "ledger")
     html = (folder / "out" / "report.html").read_bytes()
     pdf = (folder / "out" / "report.pdf").read_bytes()
-    again = _greenops(
-        "run",
-        "--config",
-        "greenops.toml",
-        "--date",
-        "2024-04-30",
-        "--period",
-        "2023-01-01..2024-12-31",
-        "--out",
-        "out",
-        cwd=folder,
-    )
+    again = _greenops("run", "--config", "greenops.toml", *HB_RUN, cwd=folder)
     assert again.returncode == 0, again.stderr
     assert _ledger_bytes(folder / "out" / "ledger") == before
     assert (folder / "out" / "report.html").read_bytes() == html
