@@ -1,0 +1,393 @@
+"""The `charges` table every billing reader produces, and the helpers they share.
+
+A reader turns one vendor family (FOCUS, AWS CUR, GCP export, Azure export) into charges:
+one row per billing line, FOCUS-shaped, costs in their billing currency, timestamps UTC.
+Files are read as text (`RawTable`): every value a string, so a reader decides how each vendor
+column is parsed and a value it cannot parse quarantines the row, naming the column.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import hashlib
+import io
+import json
+import re
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+
+from reporting.schema import empty_quarantine, quarantine_frame
+
+CHARGE_COLUMNS = [
+    "charge_id",  # family:hash of the raw row[:occurrence], stable when a file is rewritten
+    "family",  # focus, aws_cur, gcp_billing, azure_cost: which reader made the row
+    "provider",  # aws, gcp, azure, oracle, ... (lower case)
+    "source_file",
+    "line",  # 1-based data row number in the file (CSV: physical line of the row's start)
+    "billing_account_id",
+    "sub_account_id",  # AWS usage account, GCP project, Azure subscription
+    "sub_account_name",
+    "billing_period_start",  # UTC; restatements replace a whole billing period
+    "charge_period_start",  # UTC
+    "charge_period_end",  # UTC, exclusive
+    "charge_category",  # Usage, Purchase, Tax, Credit, Adjustment
+    "charge_description",
+    "service_name",
+    "service_category",
+    "usage_type",  # vendor detail used to classify the line: CUR UsageType, Azure meter, GCP SKU
+    "sku_id",
+    "resource_id",
+    "resource_type",  # instance / machine / VM size where known (e.g. p4d.24xlarge)
+    "region_id",  # provider region code (us-east-1, europe-west4, uksouth); None if global
+    "consumed_quantity",  # in consumed_unit, multipliers already applied
+    "consumed_unit",
+    "vcpus",  # vCPUs of the instance when the line says so (CUR product/vcpu, Azure VCPUs)
+    "billed_cost",  # invoice basis (cash)
+    "effective_cost",  # amortised basis
+    "list_cost",
+    "currency",  # ISO 4217
+    "tags",  # JSON object text, keys normalised (see normalise_tags), sorted; "{}" if none
+    "pricing_category",  # Standard, Dynamic (spot), Committed, Other, or None
+    "commitment_status",  # Used, Unused or None
+]
+TIME_COLUMNS = ("billing_period_start", "charge_period_start", "charge_period_end")
+NUMBER_COLUMNS = ("consumed_quantity", "vcpus", "billed_cost", "effective_cost", "list_cost")
+INT_COLUMNS = ("line",)
+CATEGORIES = ("Usage", "Purchase", "Tax", "Credit", "Adjustment")
+NULL_TEXT = frozenset({"", "null", "none", "nan", "n/a"})  # placeholders read as missing
+
+
+@dataclass
+class RawTable:
+    """One file as text: `records` has one column per header field plus `line` and `raw`."""
+
+    records: pd.DataFrame
+    columns: list[str]  # header fields as written (BOM and surrounding spaces removed)
+    quarantine: pd.DataFrame  # rows that could not even be split (wrong field count, bad bytes)
+    rows_read: int  # data rows seen, including the quarantined ones
+    error: str | None = None  # the file cannot be read at all (gone, unreadable, truncated gzip)
+
+
+@dataclass(frozen=True)
+class FamilyRead:
+    """What a family reader returns for one file: accepted charges and quarantined rows."""
+
+    charges: pd.DataFrame  # CHARGE_COLUMNS (use finish_charges)
+    quarantine: pd.DataFrame  # QUARANTINE_COLUMNS
+
+
+class RowProblems:
+    """Collects row-level failures (row label → check, reason); the first one per row wins."""
+
+    def __init__(self) -> None:
+        self.reasons: dict[Any, tuple[str, str]] = {}
+
+    def add(self, mask: pd.Series, check: str, reason: str | pd.Series) -> None:
+        rows = mask[mask.fillna(False).astype(bool)].index
+        for label in rows:
+            if label not in self.reasons:
+                text = reason if isinstance(reason, str) else str(reason.loc[label])
+                self.reasons[label] = (check, text)
+
+    def mask(self, index: pd.Index) -> pd.Series:
+        return pd.Series(index.isin(list(self.reasons)), index=index)
+
+    def quarantine(self, records: pd.DataFrame, source_file: str) -> pd.DataFrame:
+        if not self.reasons:
+            return empty_quarantine()
+        rows = records.loc[list(self.reasons)]
+        return quarantine_frame(
+            source_file=source_file,
+            line=rows["line"].tolist(),
+            raw=rows["raw"].tolist(),
+            check=[c for c, _ in self.reasons.values()],
+            reason=[r for _, r in self.reasons.values()],
+        )
+
+
+# ---- reading files as text ---------------------------------------------------------------
+
+
+def open_text(path: Path) -> io.TextIOBase:
+    """A text stream of a CSV/JSON file, gunzipped if its name ends in .gz; BOM removed."""
+    if path.name.endswith(".gz"):
+        return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8-sig", newline="")
+    return open(path, encoding="utf-8-sig", newline="")  # noqa: SIM115 - caller closes
+
+
+def read_raw(path: Path, source_name: str) -> RawTable:
+    """Read a billing file as text: CSV (optionally gzip), parquet, or JSON lines."""
+    name = path.name.lower()
+    try:
+        if name.endswith(".parquet"):
+            return _read_parquet(path)
+        if name.endswith((".json", ".jsonl", ".ndjson", ".json.gz", ".jsonl.gz", ".ndjson.gz")):
+            return _read_json_lines(path, source_name)
+        return _read_csv(path, source_name)
+    except (OSError, EOFError, zlib.error, UnicodeDecodeError) as exc:
+        return _unreadable(f"cannot read the file: {exc}")
+    except Exception as exc:  # pyarrow raises its own types for corrupt parquet
+        if type(exc).__module__.startswith("pyarrow"):
+            return _unreadable(f"cannot read the file as parquet: {exc}")
+        raise
+
+
+def _unreadable(reason: str) -> RawTable:
+    return RawTable(pd.DataFrame({"line": [], "raw": []}), [], empty_quarantine(), 0, reason)
+
+
+def clean_header(fields: list[str]) -> list[str]:
+    return [f.replace("\ufeff", "").strip() for f in fields]
+
+
+def _read_csv(path: Path, source_name: str) -> RawTable:
+    with open_text(path) as stream:
+        reader = csv.reader(stream)
+        header = clean_header(next(reader, []))
+        good: list[list[str]] = []
+        lines: list[int] = []
+        bad_lines: list[int] = []
+        bad_raw: list[str] = []
+        bad_reason: list[str] = []
+        start = reader.line_num + 1
+        for fields in reader:
+            if not any(f.strip() for f in fields):  # blank line: not a row
+                start = reader.line_num + 1
+                continue
+            if len(fields) != len(header):
+                bad_lines.append(start)
+                bad_raw.append(_csv_text(fields))
+                bad_reason.append(f"{len(fields)} fields where the header has {len(header)}")
+            else:
+                good.append(fields)
+                lines.append(start)
+            start = reader.line_num + 1
+    records = pd.DataFrame(good, columns=_unique(header)) if good else _empty(header)
+    records["line"] = pd.array(lines, dtype="int64")
+    records["raw"] = [_csv_text(f) for f in good]
+    quarantine = quarantine_frame(
+        source_file=source_name, line=bad_lines, raw=bad_raw, check="field_count", reason=bad_reason
+    )
+    return RawTable(records, header, quarantine, len(good) + len(bad_lines))
+
+
+def _empty(header: list[str]) -> pd.DataFrame:
+    return pd.DataFrame({c: pd.Series(dtype=object) for c in _unique(header)})
+
+
+def _unique(header: list[str]) -> list[str]:
+    """Header names made unique (a repeated name gets `#2`, `#3`): pandas needs unique columns."""
+    seen: dict[str, int] = {}
+    result = []
+    for name in header:
+        seen[name] = seen.get(name, 0) + 1
+        result.append(name if seen[name] == 1 else f"{name}#{seen[name]}")
+    return result
+
+
+def _csv_text(fields: list[str]) -> str:
+    out = io.StringIO()
+    csv.writer(out, lineterminator="").writerow(fields)
+    return out.getvalue()
+
+
+def _read_parquet(path: Path) -> RawTable:
+    """Parquet as text: scalars stringified, map/struct/list columns as JSON text."""
+    table = pq.read_table(path)
+    frame = table.to_pandas(types_mapper=None)
+    records = pd.DataFrame(index=range(len(frame)))
+    for column in frame.columns:
+        records[column] = [_to_text(v) for v in frame[column]]
+    records["line"] = pd.array(np.arange(1, len(frame) + 1), dtype="int64")
+    records["raw"] = [
+        json.dumps({c: _to_json(v) for c, v in row.items()}, sort_keys=True, default=str)
+        for row in frame.to_dict("records")
+    ]
+    return RawTable(records, list(frame.columns), empty_quarantine(), len(frame))
+
+
+def _to_json(value: Any) -> Any:
+    if isinstance(value, np.ndarray):
+        return [_to_json(v) for v in value.tolist()]
+    if isinstance(value, list) and value and isinstance(value[0], tuple):  # arrow map
+        return {str(k): _to_json(v) for k, v in value}
+    if isinstance(value, dict):
+        return {str(k): _to_json(v) for k, v in value.items()}
+    if isinstance(value, float) and np.isnan(value):
+        return None
+    if isinstance(value, pd.Timestamp):
+        return value.isoformat()
+    return value
+
+
+def _to_text(value: Any) -> str:
+    value = _to_json(value)
+    if value is None or value is pd.NaT:
+        return ""
+    if isinstance(value, dict | list):
+        return json.dumps(value, sort_keys=True, default=str)
+    return str(value)
+
+
+def _read_json_lines(path: Path, source_name: str) -> RawTable:
+    """JSON lines (one object per line): top-level keys become columns, nested values JSON text."""
+    rows: list[dict[str, str]] = []
+    lines: list[int] = []
+    raws: list[str] = []
+    bad_lines: list[int] = []
+    bad_raw: list[str] = []
+    bad_reason: list[str] = []
+    with open_text(path) as stream:
+        for number, text in enumerate(stream, start=1):
+            text = text.strip()
+            if not text:
+                continue
+            try:
+                value = json.loads(text)
+            except (json.JSONDecodeError, RecursionError) as exc:
+                bad_lines.append(number)
+                bad_raw.append(text)
+                bad_reason.append(f"not valid JSON: {exc}")
+                continue
+            if not isinstance(value, dict):
+                bad_lines.append(number)
+                bad_raw.append(text)
+                bad_reason.append("not a JSON object")
+                continue
+            rows.append({str(k): _to_text(v) for k, v in value.items()})
+            lines.append(number)
+            raws.append(text)
+    header = sorted({k for row in rows for k in row})
+    records = pd.DataFrame(rows, columns=header).fillna("") if rows else _empty(header)
+    records["line"] = pd.array(lines, dtype="int64")
+    records["raw"] = raws
+    quarantine = quarantine_frame(
+        source_file=source_name, line=bad_lines, raw=bad_raw, check="json", reason=bad_reason
+    )
+    return RawTable(records, header, quarantine, len(rows) + len(bad_lines))
+
+
+# ---- parsing values ------------------------------------------------------------------------
+
+
+def column_lookup(columns: list[str]) -> dict[str, str]:
+    """Header names by a normalised key (lower case, no BOM/spaces/underscores/slashes/dots)."""
+    return {normalise_name(c): c for c in reversed(columns)}
+
+
+def normalise_name(name: str) -> str:
+    return re.sub(r"[\s_/.\-:]", "", name.replace("\ufeff", "")).lower()
+
+
+def text(records: pd.DataFrame, column: str | None) -> pd.Series:
+    """A column as stripped text with placeholders (`NULL`, empty) as None; absent → all None."""
+    if column is None or column not in records.columns:
+        return pd.Series(None, index=records.index, dtype=object)
+    values = records[column].astype(object).where(records[column].notna(), "").astype(str)
+    values = values.str.strip()
+    missing = values.str.lower().isin(NULL_TEXT)
+    return values.astype(object).where(~missing, None)
+
+
+def parse_decimal(values: pd.Series) -> tuple[pd.Series, pd.Series]:
+    """Numbers (plain or `mEn`) → float; returns (numbers, bad) where bad = text not a number."""
+    numbers = pd.to_numeric(values, errors="coerce").astype("float64")
+    bad = values.notna() & numbers.isna()
+    return numbers, bad
+
+
+_TIME_FORMATS = ("ISO8601", "%m/%d/%Y", "%m/%d/%Y %H:%M:%S", "%m/%d/%Y %I:%M:%S %p")
+
+
+def parse_time(values: pd.Series, *, formats: tuple[str, ...] = _TIME_FORMATS) -> tuple[pd.Series, pd.Series]:
+    """Timestamps → UTC; naive values are read as UTC (FOCUS mandates UTC; the official sample
+    omits the `Z`). Each value may use any of `formats`. Returns (times, bad)."""
+    result = pd.Series(pd.NaT, index=values.index, dtype="datetime64[s, UTC]")
+    todo = values.notna()
+    for fmt in formats:
+        if not todo.any():
+            break
+        parsed = pd.to_datetime(values[todo], format=fmt, utc=True, errors="coerce")
+        ok = parsed.notna()
+        result.loc[ok[ok].index] = parsed[ok].dt.as_unit("s")
+        todo.loc[ok[ok].index] = False
+    return result, todo
+
+
+def normalise_tags(tags: dict[str, Any]) -> dict[str, str]:
+    """Tag keys trimmed and lower-cased, `user:` prefix dropped; valueless tags → "true"."""
+    result: dict[str, str] = {}
+    for key, value in tags.items():
+        clean = str(key).strip().lower()
+        clean = clean.removeprefix("user:").strip()
+        if not clean:
+            continue
+        text_value = "true" if value is None or value is True else str(value).strip()
+        if value is False:
+            text_value = "false"
+        result.setdefault(clean, text_value)
+    return result
+
+
+def tags_json(tags: dict[str, Any]) -> str:
+    return json.dumps(normalise_tags(tags), sort_keys=True, ensure_ascii=False)
+
+
+def parse_tags_object(value: str | None) -> dict[str, Any] | None:
+    """A JSON object text (also Azure's form without braces) → dict; None if not parseable."""
+    if not isinstance(value, str) or not value.strip():
+        return {}
+    body = value.strip()
+    if not body.startswith("{"):
+        body = "{" + body + "}"
+    try:
+        parsed = json.loads(body)
+    except (json.JSONDecodeError, RecursionError):
+        return None
+    return parsed if isinstance(parsed, dict) else None
+
+
+def finish_charges(frame: pd.DataFrame, family: str, source_file: str) -> pd.DataFrame:
+    """Complete a reader's frame: every CHARGE_COLUMN present and typed, charge ids assigned.
+
+    `frame` must hold `raw` and `line`; missing canonical columns become None.
+    """
+    out = pd.DataFrame(index=frame.index)
+    for column in CHARGE_COLUMNS:
+        out[column] = frame[column] if column in frame.columns else None
+    out["family"] = family
+    out["source_file"] = source_file
+    for column in TIME_COLUMNS:
+        out[column] = pd.to_datetime(out[column], utc=True).astype("datetime64[s, UTC]")
+    for column in NUMBER_COLUMNS:
+        out[column] = pd.to_numeric(out[column], errors="coerce").astype("float64")
+    out["line"] = out["line"].astype("int64")
+    out["tags"] = out["tags"].fillna("{}")
+    out["charge_id"] = _charge_ids(frame["raw"], family)
+    for column in CHARGE_COLUMNS:
+        if column not in TIME_COLUMNS + NUMBER_COLUMNS + INT_COLUMNS:
+            out[column] = out[column].astype(object).where(out[column].notna(), None)
+    return out.reset_index(drop=True)
+
+
+def _charge_ids(raw: pd.Series, family: str) -> list[str]:
+    """`family:hash[:n]`: a hash of the row's text, with n counting identical rows (n ≥ 2)."""
+    seen: dict[str, int] = {}
+    ids = []
+    for text_value in raw:
+        digest = hashlib.sha1(str(text_value).encode("utf-8")).hexdigest()[:16]
+        seen[digest] = seen.get(digest, 0) + 1
+        n = seen[digest]
+        ids.append(f"{family}:{digest}" + (f":{n}" if n > 1 else ""))
+    return ids
+
+
+Detector = Callable[[list[str]], bool]

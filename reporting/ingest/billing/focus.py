@@ -1,0 +1,154 @@
+"""FinOps FOCUS 1.0–1.2 exports → charges.
+
+Real exports drift from the spec, and this reader accepts the drift it has seen: literal
+`NULL` and empty strings for nulls, timestamps without `T`/`Z` (the official sample), enum case
+drift (`Usage-based`), KeyValue tags as JSON object text (keys with stray spaces), and the 1.3
+drafts' `ServiceProviderName` in place of `ProviderName`.
+"""
+
+from __future__ import annotations
+
+import re
+
+import pandas as pd
+
+from reporting.ingest.billing.common import (
+    CATEGORIES,
+    FamilyRead,
+    RawTable,
+    RowProblems,
+    column_lookup,
+    finish_charges,
+    parse_decimal,
+    parse_tags_object,
+    parse_time,
+    tags_json,
+    text,
+)
+
+FAMILY = "focus"
+_REQUIRED = ("BilledCost", "BillingCurrency", "ChargePeriodStart", "ChargePeriodEnd")
+_PROVIDERS = {
+    "aws": "aws",
+    "amazon web services": "aws",
+    "amazon web services, inc.": "aws",
+    "microsoft": "azure",
+    "microsoft azure": "azure",
+    "azure": "azure",
+    "google cloud": "gcp",
+    "google": "gcp",
+    "gcp": "gcp",
+    "google cloud platform": "gcp",
+    "oracle": "oracle",
+    "oci": "oracle",
+}
+# An instance size in a charge description: `m5.2xlarge`, `p4d.24xlarge`, `Standard_ND96asr_v4`.
+_INSTANCE = re.compile(
+    r"\b([a-z][a-z0-9-]*\d[a-z0-9-]*\.(?:\d*x?large|medium|small|micro|nano|metal(?:-\d+xl)?))\b"
+    r"|\b(Standard_[A-Za-z0-9_]+)\b"
+)
+
+
+def detect(columns: list[str]) -> bool:
+    names = {c.lower() for c in columns}
+    return {"billedcost", "chargeperiodstart", "chargecategory"} <= names
+
+
+def read(table: RawTable, source_file: str) -> FamilyRead:
+    records = table.records
+    col = column_lookup(table.columns)
+    missing = [c for c in _REQUIRED if c.lower() not in col]
+    problems = RowProblems()
+    if missing:
+        problems.add(
+            pd.Series(True, index=records.index),
+            "required_column",
+            f"the file has no {', '.join(missing)} column (FOCUS requires it)",
+        )
+        return FamilyRead(finish_charges(records.iloc[0:0], FAMILY, source_file),
+                          problems.quarantine(records, source_file))  # fmt: skip
+
+    def get(name: str) -> pd.Series:
+        return text(records, col.get(name.lower()))
+
+    frame = pd.DataFrame(index=records.index)
+    for target, source in (
+        ("billed_cost", "BilledCost"),
+        ("effective_cost", "EffectiveCost"),
+        ("list_cost", "ListCost"),
+        ("consumed_quantity", "ConsumedQuantity"),
+    ):
+        values, bad = parse_decimal(get(source))
+        frame[target] = values
+        problems.add(bad, "number", f"{source} is not a number: " + get(source).fillna(""))
+    problems.add(frame["billed_cost"].isna(), "required_value", "BilledCost is empty")
+    for target, source in (
+        ("charge_period_start", "ChargePeriodStart"),
+        ("charge_period_end", "ChargePeriodEnd"),
+        ("billing_period_start", "BillingPeriodStart"),
+    ):
+        values, bad = parse_time(get(source))
+        frame[target] = values
+        problems.add(bad, "timestamp", f"{source} is not a valid time: " + get(source).fillna(""))
+    problems.add(frame["charge_period_start"].isna(), "required_value", "ChargePeriodStart is empty")
+    problems.add(frame["charge_period_end"].isna(), "required_value", "ChargePeriodEnd is empty")
+    problems.add(
+        frame["charge_period_end"] < frame["charge_period_start"],
+        "time_order",
+        "ChargePeriodEnd is before ChargePeriodStart",
+    )
+    frame["currency"] = get("BillingCurrency").str.upper()
+    problems.add(
+        ~frame["currency"].fillna("").str.fullmatch(r"[A-Z]{3}"),
+        "currency",
+        "BillingCurrency is not an ISO 4217 code: " + get("BillingCurrency").fillna("(empty)"),
+    )
+    frame["charge_category"] = _category(get("ChargeCategory"))
+    problems.add(
+        frame["charge_category"].isna(),
+        "enum",
+        "ChargeCategory is not one of " + ", ".join(CATEGORIES) + ": "
+        + get("ChargeCategory").fillna("(empty)"),
+    )  # fmt: skip
+    frame["tags"], bad_tags = _tags(get("Tags"))
+    problems.add(bad_tags, "tags", "Tags is not a JSON object: " + get("Tags").fillna(""))
+    provider = get("ProviderName").fillna(get("ServiceProviderName"))
+    frame["provider"] = provider.str.lower().map(lambda p: _PROVIDERS.get(p, p) if p else None)
+    frame["billing_account_id"] = get("BillingAccountId")
+    frame["sub_account_id"] = get("SubAccountId")
+    frame["sub_account_name"] = get("SubAccountName")
+    frame["charge_description"] = get("ChargeDescription")
+    frame["service_name"] = get("ServiceName")
+    frame["service_category"] = get("ServiceCategory")
+    frame["sku_id"] = get("SkuId")
+    frame["resource_id"] = get("ResourceId")
+    frame["region_id"] = get("RegionId").str.lower()
+    frame["consumed_unit"] = get("ConsumedUnit")
+    frame["pricing_category"] = _title(get("PricingCategory"))
+    frame["commitment_status"] = _title(get("CommitmentDiscountStatus"))
+    frame["usage_type"] = get("x_UsageType").fillna(frame["charge_description"])
+    described = frame["charge_description"].fillna("").str.extract(_INSTANCE)
+    frame["resource_type"] = (
+        get("x_InstanceType").fillna(described[0]).fillna(described[1]).fillna(get("ResourceType"))
+    )
+    frame["line"] = records["line"]
+    frame["raw"] = records["raw"]
+    bad = problems.mask(records.index)
+    return FamilyRead(
+        finish_charges(frame[~bad], FAMILY, source_file), problems.quarantine(records, source_file)
+    )
+
+
+def _category(values: pd.Series) -> pd.Series:
+    known = {c.lower(): c for c in CATEGORIES}
+    return values.str.lower().map(lambda v: known.get(v) if v else None)
+
+
+def _title(values: pd.Series) -> pd.Series:
+    return values.map(lambda v: v[:1].upper() + v[1:].lower() if v else None)
+
+
+def _tags(values: pd.Series) -> tuple[pd.Series, pd.Series]:
+    parsed = values.map(parse_tags_object)
+    bad = parsed.isna()
+    return parsed.map(lambda t: tags_json(t) if t is not None else "{}"), bad
