@@ -49,7 +49,7 @@ def attribute_usage(usage: pd.DataFrame, config: Config, run_id: str) -> Attribu
     runs = usage[over]
     params, used = parameters(runs, config)
     per_run = _per_run(runs, params, config)
-    ledger = _to_ledger(split_by_day(per_run), run_id)
+    ledger = to_ledger(split_by_day(per_run), run_id)
     return Attribution(ledger, used, not_attributed)
 
 
@@ -119,7 +119,7 @@ def _energy_notes(runs: pd.DataFrame, it: pd.DataFrame) -> pd.Series:
     return notes.str.lstrip("; ")
 
 
-def split_by_day(per_run: pd.DataFrame) -> pd.DataFrame:
+def split_by_day(per_run: pd.DataFrame, extra_linear: tuple[str, ...] = ()) -> pd.DataFrame:
     """One row per run and UTC day, linear columns scaled by the share of the run's time that day."""
     start = per_run["started_at"].fillna(per_run["ended_at"])
     end = per_run["ended_at"]
@@ -145,12 +145,12 @@ def split_by_day(per_run: pd.DataFrame) -> pd.DataFrame:
     sliced = sliced.assign(
         day=day.dt.date, slice_start_at=slice_start, slice_end_at=slice_end, slice_ratio=ratio
     )
-    for column in LINEAR_COLUMNS:
+    for column in (*LINEAR_COLUMNS, *extra_linear):
         sliced[column] = sliced[column] * ratio
     return sliced.reset_index(drop=True)
 
 
-def _to_ledger(sliced: pd.DataFrame, run_id: str) -> pd.DataFrame:
+def to_ledger(sliced: pd.DataFrame, run_id: str) -> pd.DataFrame:
     ledger = sliced.assign(run_id=run_id)
     for column in LEDGER_COLUMNS:
         if column not in ledger.columns:

@@ -17,7 +17,13 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from reporting.audit_config import Audit, Notify
 from reporting.errors import ConfigError
 
-OWNER_FIELDS = ("account", "user", "job_name", "comment", "wckey", "partition", "site", "namespace")
+OWNER_FIELDS = (
+    "account", "user", "job_name", "comment", "wckey", "partition", "site", "namespace",
+    # cloud billing lines: `account` is the sub-account (AWS account, GCP project, Azure
+    # subscription) name or id; `tag:<key>` matches a tag or label (keys lower-cased)
+    "provider", "billing_account", "service", "region", "resource",
+)  # fmt: skip
+BILLING_KINDS = ("billing", "focus", "aws_cur", "gcp_billing", "azure_cost")
 PHASES = ("training", "fine-tuning", "inference", "evaluation", "development", "other")
 UNALLOCATED = "unallocated"
 
@@ -133,9 +139,12 @@ class Site(_Strict):
 
 
 class Input(_Strict):
-    kind: Literal["slurm"]  # more kinds (opencost, dcgm, focus, ...) come with their readers
+    # slurm; or a cloud billing export: focus, aws_cur, gcp_billing, azure_cost, or `billing`
+    # (the family is detected from each file's header)
+    kind: Literal["slurm", "billing", "focus", "aws_cur", "gcp_billing", "azure_cost"]
     path: str  # glob, relative to the config file
-    site: str  # name of a [[sites]] entry
+    site: str | None = None  # name of a [[sites]] entry (Slurm); billing lines carry their region
+    day_first: bool = False  # Azure exports with localised D/M/Y dates
     delimiter: str | None = None  # header-less dumps: the field separator (default "|")
     fields: list[str] | None = None  # header-less dumps: the --format field list, in order
     max_quarantined_ratio: Ratio = 0.05  # above this share of rows quarantined, exit 3
@@ -156,8 +165,10 @@ class OwnerRule(_Strict):
         if not match:
             raise ValueError("`match` needs at least one field")
         for field, pattern in match.items():
-            if field not in OWNER_FIELDS:
-                raise ValueError(f"unknown field {field!r}; use one of {', '.join(OWNER_FIELDS)}")
+            if field not in OWNER_FIELDS and not (field.startswith("tag:") and len(field) > 4):
+                raise ValueError(
+                    f"unknown field {field!r}; use one of {', '.join(OWNER_FIELDS)} or tag:<key>"
+                )
             try:
                 re.compile(pattern)
             except re.error as exc:
@@ -185,15 +196,26 @@ class Organisation(_Strict):
     reporting_currency: str = Field(default="USD", pattern=r"^[A-Z]{3}$")
 
 
+class Billing(_Strict):
+    """How cloud billing lines are costed and shared."""
+
+    cost_basis: Literal["billed", "effective"] = "billed"  # invoice (cash) or amortised
+    # Untagged tax and support: stay `unallocated`, or are split over teams in proportion to
+    # their tagged spend in the same currency and billing period.
+    shared_costs: Literal["unallocated", "proportional"] = "unallocated"
+    shared_services: str = "(?i)support"  # regex on the service name: shared like tax
+
+
 class Ledger(_Strict):
     path: str | None = None  # default: <out>/ledger; relative to the config file
 
 
 class Config(_Strict):
     organisation: Organisation
-    sites: list[Site]
+    sites: list[Site] = []
     inputs: list[Input]
     ledger: Ledger = Ledger()
+    billing: Billing = Billing()
     methodology: Methodology = Methodology()
     owners: list[OwnerRule] = []
     audit: Audit = Audit()
@@ -208,7 +230,9 @@ class Config(_Strict):
         if len(set(names)) != len(names):
             raise ValueError(f"site names must be unique, got {names}")
         for i, inp in enumerate(self.inputs):
-            if inp.site not in names:
+            if inp.kind == "slurm" and inp.site is None:
+                raise ValueError(f"inputs[{i}].site: a slurm input needs the [[sites]] it ran on")
+            if inp.site is not None and inp.site not in names:
                 raise ValueError(f"inputs[{i}].site {inp.site!r} is not a [[sites]] name ({names})")
         return self
 

@@ -43,6 +43,7 @@ def write_ledger(
     rows: pd.DataFrame,
     source_files: Iterable[str],
     after_step: Callable[[int], None] | None = None,
+    billing_periods: Iterable[str] = (),
 ) -> list[Path]:
     """Upsert rows into their day partitions in one commit; return the partitions written.
 
@@ -50,18 +51,23 @@ def write_ledger(
     renames, which are applied one by one. A run killed before the journal exists leaves the old
     ledger untouched; one killed after it is rolled forward by `recover` at the next start.
     `after_step(n)` is called before the journal (n = 0) and after the n-th rename (crash tests).
+    Rows of the `billing_periods` given (restated billing exports) are replaced whole, whatever
+    file they came from, so a re-issued export never adds to the old one.
     """
     recover(root)
     replaced_files = set(source_files)
+    periods = set(billing_periods)
     new_ids = set(rows["usage_id"])
     by_day = dict(tuple(rows.groupby("day", sort=False)))
     plan: list[dict[str, str | None]] = []
-    for day in sorted(set(by_day) | _days_holding(root, replaced_files)):
+    for day in sorted(set(by_day) | _days_holding(root, replaced_files, periods)):
         path = partition_path(root, day)
         old = read_partition(path)
         # Set lookups cost O(rows in this partition), not O(all new rows) per day as isin would.
-        replaced = old["usage_id"].map(new_ids.__contains__) | old["source_file"].map(
-            replaced_files.__contains__
+        replaced = (
+            old["usage_id"].map(new_ids.__contains__)
+            | old["source_file"].map(replaced_files.__contains__)
+            | old["billing_period"].map(periods.__contains__)
         )
         keep = old[~replaced.astype(bool)]
         new = by_day.get(day, rows.iloc[0:0])
@@ -118,12 +124,15 @@ def recover(root: Path) -> None:
         stray.unlink()
 
 
-def _days_holding(root: Path, source_files: set[str]) -> set[date]:
-    """Days whose partitions hold rows from these files (so a shrunk file loses its old rows)."""
+def _days_holding(root: Path, source_files: set[str], periods: set[str]) -> set[date]:
+    """Days whose partitions hold rows from these files or billing periods (so a shrunk file
+    or a restated period loses its old rows)."""
     days = set()
     for path in _partitions(root):
-        files = pq.read_table(path, columns=["source_file"]).column("source_file").to_pylist()
-        if source_files.intersection(files):
+        table = pq.read_table(path, columns=["source_file", "billing_period"], schema=FILE_SCHEMA)
+        if source_files.intersection(table.column("source_file").to_pylist()) or (
+            periods and periods.intersection(table.column("billing_period").to_pylist())
+        ):
             days.add(_day_of(path))
     return days
 

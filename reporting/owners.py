@@ -7,6 +7,8 @@ name. `{name}` in a rule's value inserts the regex's named group. No match → `
 
 from __future__ import annotations
 
+import functools
+import json
 import re
 import string
 
@@ -37,7 +39,7 @@ def _match(usage: pd.DataFrame, rule: OwnerRule) -> tuple[pd.Series, pd.DataFram
     matched = pd.Series(True, index=usage.index)
     groups = pd.DataFrame(index=usage.index)
     for field, pattern in rule.match.items():
-        text = usage[field].astype(object).where(usage[field].notna(), "").astype(str)
+        text = _field_text(usage, field)
         compiled = re.compile(pattern)
         matched &= pd.Series(
             [compiled.search(t) is not None for t in text], index=usage.index, dtype=bool
@@ -46,6 +48,26 @@ def _match(usage: pd.DataFrame, rule: OwnerRule) -> tuple[pd.Series, pd.DataFram
             named = text.str.extract(compiled)[list(compiled.groupindex)]
             groups = pd.concat([groups, named.loc[:, ~named.columns.isin(groups.columns)]], axis=1)
     return matched, groups
+
+
+def _field_text(usage: pd.DataFrame, field: str) -> pd.Series:
+    """A rule field as text ("" where absent): a column, or `tag:<key>` from the tags JSON."""
+    if field.startswith("tag:"):
+        key = field[4:].strip().lower()
+        tags = usage["tags"] if "tags" in usage.columns else pd.Series(None, index=usage.index)
+        return tags.map(lambda t: str(_parse(t).get(key, "")) if isinstance(t, str) else "")
+    if field not in usage.columns:
+        return pd.Series("", index=usage.index, dtype=object)
+    return usage[field].astype(object).where(usage[field].notna(), "").astype(str)
+
+
+@functools.lru_cache(maxsize=65_536)
+def _parse(tags: str) -> dict[str, object]:
+    try:
+        parsed = json.loads(tags)
+    except json.JSONDecodeError:
+        return {}
+    return parsed if isinstance(parsed, dict) else {}
 
 
 def _fill(template: str, groups: pd.DataFrame) -> pd.Series:

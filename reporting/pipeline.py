@@ -14,15 +14,19 @@ import pandas as pd
 from reporting import ledger as store
 from reporting import manifest, notify, outputs
 from reporting.attribute import attribute_usage
+from reporting.attribute_cloud import attribute_charges
 from reporting.audit import audit_ledger
-from reporting.config import Config, Input
+from reporting.billing_intake import read_billing_input, refuse_double_views
+from reporting.config import BILLING_KINDS, Config, Input
 from reporting.errors import InputError
 from reporting.factors import register_frame
+from reporting.ingest.billing.dispatch import empty_charges
 from reporting.ingest.slurm import FINAL_STATES, read_slurm
 from reporting.runstate import file_fingerprint, ledger_lock, read_state, write_state
 from reporting.schema import empty_quarantine, empty_usage
 from reporting.site_params import check_config, resolve_gpu_models
 from reporting.summary import Period, build_context, build_summary
+from reporting.summary_cloud import cloud_block
 
 log = logging.getLogger("reporting")
 
@@ -35,6 +39,7 @@ class Intake:
         str, dict[str, Any]
     ]  # per source file: kind, rows_read/accepted/quarantined, waiting
     gate_failures: list[str] = field(default_factory=list)
+    charges: pd.DataFrame = field(default_factory=empty_charges)  # cloud billing lines
 
 
 @dataclass(frozen=True)
@@ -80,13 +85,21 @@ def ingest(config: Config, only: set[str] | None = None) -> Intake:
     """Read the configured inputs (`only` these files, if given); bad lines go to quarantine."""
     check_config(config)
     usages, quarantines, files, gate = [], [empty_quarantine()], {}, []
+    charges: list[pd.DataFrame] = []
     for index, spec in enumerate(config.inputs):
-        site = config.site(spec.site)
         paths = {
             n: p for n, p in input_paths(config, index, spec).items() if only is None or n in only
         }
         if not paths:
             continue
+        if spec.kind in BILLING_KINDS:
+            billing, stats = read_billing_input(paths, spec)
+            charges.append(billing.charges)
+            quarantines.append(billing.quarantine)
+            files.update(stats)
+            gate += _gate(stats, billing.file_errors, spec.max_quarantined_ratio)
+            continue
+        site = config.site(str(spec.site))
         read = read_slurm(
             paths,
             site=site.name,
@@ -95,30 +108,45 @@ def ingest(config: Config, only: set[str] | None = None) -> Intake:
             fields=spec.fields,
             resolve_gpu=lambda frame: resolve_gpu_models(frame, config),
         )
-        for source_file, rows_read in read.rows_read.items():
-            stats = _file_stats(read.usage, read.quarantine, source_file, rows_read, spec.kind)
-            files[source_file] = stats
-            if source_file in read.file_errors:
-                log.error("%s: %s", source_file, read.file_errors[source_file])
-                gate.append(f"{source_file}: {read.file_errors[source_file]}")
-            if rows_read and stats["rows_quarantined"] / rows_read > spec.max_quarantined_ratio:
-                gate.append(
-                    f"{source_file}: {stats['rows_quarantined']} of {rows_read} rows quarantined "
-                    f"(limit {spec.max_quarantined_ratio:.0%})"
-                )
+        stats = {
+            source_file: _file_stats(read.usage, read.quarantine, source_file, rows_read, spec.kind)
+            for source_file, rows_read in read.rows_read.items()
+        }
+        files.update(stats)
+        gate += _gate(stats, read.file_errors, spec.max_quarantined_ratio)
         usages.append(read.usage)
         quarantines.append(read.quarantine)
     non_empty = [u for u in usages if not u.empty]
     usage = pd.concat(non_empty, ignore_index=True) if non_empty else empty_usage()
+    billed = [c for c in charges if not c.empty]
+    all_charges = pd.concat(billed, ignore_index=True) if billed else empty_charges()
+    refuse_double_views(all_charges, {n: f.get("view") for n, f in files.items()})
     quarantine = pd.concat(quarantines, ignore_index=True)
     log.info(
-        "ingested %s files: %s rows read, %s runs accepted, %s rows quarantined",
+        "ingested %s files: %s rows read, %s runs and %s billing lines accepted, %s rows quarantined",
         len(files),
         sum(f["rows_read"] for f in files.values()),
         len(usage),
+        len(all_charges),
         len(quarantine),
     )
-    return Intake(usage, quarantine, files, gate)
+    return Intake(usage, quarantine, files, gate, all_charges)
+
+
+def _gate(stats: dict[str, dict[str, Any]], errors: dict[str, str], limit: float) -> list[str]:
+    """Gate failures of an input's files: unreadable files, too many quarantined rows."""
+    failures = []
+    for source_file, file_stats in stats.items():
+        rows_read = file_stats["rows_read"]
+        if source_file in errors:
+            log.error("%s: %s", source_file, errors[source_file])
+            failures.append(f"{source_file}: {errors[source_file]}")
+        if rows_read and file_stats["rows_quarantined"] / rows_read > limit:
+            failures.append(
+                f"{source_file}: {file_stats['rows_quarantined']} of {rows_read} rows quarantined "
+                f"(limit {limit:.0%})"
+            )
+    return failures
 
 
 def _file_stats(
@@ -170,7 +198,7 @@ def run(
         timer = manifest.Timer(options.on_stage)
         files = all_input_files(config)
         fingerprints = {name: file_fingerprint(path) for name, path in files.items()}
-        changed = _changed(root, fingerprints, options.force)
+        changed = _with_whole_billing_inputs(config, _changed(root, fingerprints, options.force))
         intake = ingest(config, only=changed) if changed else None
         timer.lap("ingest")
         if intake is not None:
@@ -232,6 +260,17 @@ def notify_only(config: Config, out_dir: Path, run_date: date, findings: pd.Data
     return result.errors if result else []
 
 
+def _with_whole_billing_inputs(config: Config, changed: set[str]) -> set[str]:
+    """A billing input is re-read whole when any of its files changed: its billing periods are
+    then replaced entirely (restatements), so its unchanged files must come along."""
+    result = set(changed)
+    for index, spec in enumerate(config.inputs):
+        names = set(input_paths(config, index, spec))
+        if spec.kind in BILLING_KINDS and names & changed:
+            result |= names
+    return result
+
+
 def _changed(root: Path, fingerprints: dict[str, dict[str, Any]], force: bool) -> set[str]:
     state = read_state(root)
     changed = {
@@ -249,16 +288,22 @@ def _changed(root: Path, fingerprints: dict[str, dict[str, Any]], force: bool) -
 def _store(config: Config, root: Path, intake: Intake, processed: dict[str, dict[str, Any]],
            options: RunOptions) -> None:  # fmt: skip
     """Attribute the intake and commit it: ledger, factors, intake records, then the input state."""
-    attribution = attribute_usage(intake.usage, config, manifest.batch_id(processed))
-    written = store.write_ledger(root, attribution.ledger, intake.files, options.after_step)
-    store.write_factors(root, register_frame(attribution.factors))
+    run_id = manifest.batch_id(processed)
+    attribution = attribute_usage(intake.usage, config, run_id)
+    cloud = attribute_charges(intake.charges, config, run_id)
+    rows = pd.concat([r for r in (attribution.ledger, cloud.ledger) if not r.empty] or [attribution.ledger], ignore_index=True)  # fmt: skip
+    periods = set(cloud.ledger["billing_period"].dropna())
+    written = store.write_ledger(root, rows, intake.files, options.after_step, periods)
+    store.write_factors(root, register_frame(attribution.factors + cloud.factors))
     store.write_intake(root, intake.files, intake.quarantine)
     write_state(root, processed)  # last: a run killed before this point is redone next time
     log.info(
-        "attributed %s runs in %s ledger rows: %.1f kWh facility energy; wrote %s day partitions",
+        "attributed %s runs and %s billing lines in %s ledger rows: %.1f kWh facility energy; "
+        "wrote %s day partitions",
         attribution.ledger["usage_id"].nunique(),
-        len(attribution.ledger),
-        attribution.ledger["facility_energy_kwh"].sum(),
+        cloud.ledger["usage_id"].nunique(),
+        len(rows),
+        rows["facility_energy_kwh"].sum(),
         len(written),
     )
 
@@ -275,11 +320,24 @@ def report(
     rows = store.read_ledger(root, period.start, period.end)
     intake = store.read_intake(root)
     inputs = [
-        {k: f[k] for k in ("source_file", "kind", "rows_read", "rows_accepted", "rows_quarantined")}
+        {
+            k: f[k]
+            for k in (
+                "source_file",
+                "kind",
+                "rows_read",
+                "rows_accepted",
+                "rows_quarantined",
+                "cost_in",
+            )
+            if k in f
+        }
         for f in intake.values()
     ]
     findings = audit_ledger(rows, config.audit, store.read_first_seen(root), run_date)
-    summary = build_summary(rows, period, inputs, findings, gate_failures)
+    held = store.read_ledger(root, date.min, date.max, ["source_file", "currency", "cost", "cost_basis", "scope"])  # fmt: skip
+    cloud = cloud_block(rows, held[held["scope"] == "3.1"], intake)
+    summary = build_summary(rows, period, inputs, findings, gate_failures, cloud)
     waiting: dict[str, int] = {}
     for f in intake.values():
         for state, jobs in f["not_attributed"].items():

@@ -237,6 +237,8 @@ def _view(context: Mapping[str, Any]) -> dict[str, Any]:
         "method_notes": _method_notes(context["methodology"]),
         "rules": sorted(context["findings"]["by_rule"].items(), key=lambda kv: (-kv[1], kv[0])),
         "unallocated": UNALLOCATED,
+        "scope_totals": {str(row["scope"]): row for row in context.get("by_scope") or []},
+        "cloud": context.get("cloud"),
     }
 
 

@@ -124,6 +124,19 @@ LEDGER_SCHEMA = pa.schema(
         ("pue_factor_id", _STR),
         ("embodied_factor_id", _STR),
         ("rate_card_id", _STR),
+        # cloud billing lines (None on cluster rows)
+        ("provider", _STR),
+        ("service_name", _STR),
+        ("region_id", _STR),
+        ("resource_type", _STR),
+        ("charge_category", _STR),
+        ("pricing_category", _STR),
+        ("commitment_status", _STR),
+        ("energy_class", _STR),  # compute, storage_ssd, storage_hdd, network, memory, unknown, none
+        ("tags", _STR),  # JSON object text
+        ("billed_cost", _F64),
+        ("effective_cost", _F64),
+        ("billing_period", _STR),  # restatement key: family|billing account|period start
         ("run_id", _STR),
     ]
 )

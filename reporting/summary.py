@@ -95,6 +95,7 @@ def build_summary(
     inputs: list[dict[str, Any]],
     findings: pd.DataFrame,
     gate_failures: list[str] | None = None,
+    cloud: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """summary.json: the stable contract of DESIGN §5 (plus counts that explain it)."""
     return {
@@ -107,6 +108,8 @@ def build_summary(
         **{name: _breakdown(ledger, key) for name, key in BREAKDOWNS.items()},
         "inputs": inputs,
         "energy_methods": _energy_methods(ledger),
+        "by_scope": _breakdown(ledger, "scope"),
+        "cloud": cloud,
         "findings": _findings(findings),
         "quality_gate": {"passed": not gate_failures, "failures": list(gate_failures or [])},
     }

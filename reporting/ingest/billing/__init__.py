@@ -1,0 +1,1 @@
+"""Cloud billing readers: one module per vendor family, the shared contract in common."""

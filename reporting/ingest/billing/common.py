@@ -120,7 +120,7 @@ def open_text(path: Path) -> io.TextIOBase:
     """A text stream of a CSV/JSON file, gunzipped if its name ends in .gz; BOM removed."""
     if path.name.endswith(".gz"):
         return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8-sig", newline="")
-    return open(path, encoding="utf-8-sig", newline="")  # noqa: SIM115 - caller closes
+    return open(path, encoding="utf-8-sig", newline="")
 
 
 def read_raw(path: Path, source_name: str) -> RawTable:
@@ -307,7 +307,9 @@ def parse_decimal(values: pd.Series) -> tuple[pd.Series, pd.Series]:
 _TIME_FORMATS = ("ISO8601", "%m/%d/%Y", "%m/%d/%Y %H:%M:%S", "%m/%d/%Y %I:%M:%S %p")
 
 
-def parse_time(values: pd.Series, *, formats: tuple[str, ...] = _TIME_FORMATS) -> tuple[pd.Series, pd.Series]:
+def parse_time(
+    values: pd.Series, *, formats: tuple[str, ...] = _TIME_FORMATS
+) -> tuple[pd.Series, pd.Series]:
     """Timestamps → UTC; naive values are read as UTC (FOCUS mandates UTC; the official sample
     omits the `Z`). Each value may use any of `formats`. Returns (times, bad)."""
     result = pd.Series(pd.NaT, index=values.index, dtype="datetime64[s, UTC]")

@@ -19,6 +19,7 @@ from reporting.ingest.billing.common import (
     RowProblems,
     column_lookup,
     finish_charges,
+    normalise_name,
     parse_decimal,
     parse_tags_object,
     parse_time,
@@ -57,7 +58,7 @@ def detect(columns: list[str]) -> bool:
 def read(table: RawTable, source_file: str) -> FamilyRead:
     records = table.records
     col = column_lookup(table.columns)
-    missing = [c for c in _REQUIRED if c.lower() not in col]
+    missing = [c for c in _REQUIRED if normalise_name(c) not in col]
     problems = RowProblems()
     if missing:
         problems.add(
@@ -69,7 +70,7 @@ def read(table: RawTable, source_file: str) -> FamilyRead:
                           problems.quarantine(records, source_file))  # fmt: skip
 
     def get(name: str) -> pd.Series:
-        return text(records, col.get(name.lower()))
+        return text(records, col.get(normalise_name(name)))
 
     frame = pd.DataFrame(index=records.index)
     for target, source in (
@@ -90,7 +91,9 @@ def read(table: RawTable, source_file: str) -> FamilyRead:
         values, bad = parse_time(get(source))
         frame[target] = values
         problems.add(bad, "timestamp", f"{source} is not a valid time: " + get(source).fillna(""))
-    problems.add(frame["charge_period_start"].isna(), "required_value", "ChargePeriodStart is empty")
+    problems.add(
+        frame["charge_period_start"].isna(), "required_value", "ChargePeriodStart is empty"
+    )
     problems.add(frame["charge_period_end"].isna(), "required_value", "ChargePeriodEnd is empty")
     problems.add(
         frame["charge_period_end"] < frame["charge_period_start"],
@@ -113,7 +116,9 @@ def read(table: RawTable, source_file: str) -> FamilyRead:
     frame["tags"], bad_tags = _tags(get("Tags"))
     problems.add(bad_tags, "tags", "Tags is not a JSON object: " + get("Tags").fillna(""))
     provider = get("ProviderName").fillna(get("ServiceProviderName"))
-    frame["provider"] = provider.str.lower().map(lambda p: _PROVIDERS.get(p, p) if p else None)
+    frame["provider"] = provider.map(
+        lambda p: _PROVIDERS.get(p.lower(), p.lower()) if isinstance(p, str) else None
+    )
     frame["billing_account_id"] = get("BillingAccountId")
     frame["sub_account_id"] = get("SubAccountId")
     frame["sub_account_name"] = get("SubAccountName")
@@ -141,11 +146,11 @@ def read(table: RawTable, source_file: str) -> FamilyRead:
 
 def _category(values: pd.Series) -> pd.Series:
     known = {c.lower(): c for c in CATEGORIES}
-    return values.str.lower().map(lambda v: known.get(v) if v else None)
+    return values.map(lambda v: known.get(v.lower()) if isinstance(v, str) else None)
 
 
 def _title(values: pd.Series) -> pd.Series:
-    return values.map(lambda v: v[:1].upper() + v[1:].lower() if v else None)
+    return values.map(lambda v: v[:1].upper() + v[1:].lower() if isinstance(v, str) and v else None)
 
 
 def _tags(values: pd.Series) -> tuple[pd.Series, pd.Series]:

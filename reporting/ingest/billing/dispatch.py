@@ -1,0 +1,108 @@
+"""Cloud billing exports → the canonical `charges` table (one reader per vendor family).
+
+`read_billing` reads the files of one `[[inputs]]` entry: each file's family comes from the
+config kind, or from its header when the kind is `billing`. A file whose header matches no
+family (or another family than the configured one) has every row quarantined with the reason.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from reporting.ingest.billing import aws_cur, azure, focus, gcp
+from reporting.ingest.billing.common import (
+    CHARGE_COLUMNS,
+    FamilyRead,
+    RawTable,
+    RowProblems,
+    finish_charges,
+    read_raw,
+)
+from reporting.schema import empty_quarantine
+
+READERS: dict[str, tuple[Callable[[list[str]], bool], Callable[..., FamilyRead]]] = {
+    "focus": (focus.detect, focus.read),
+    "aws_cur": (aws_cur.detect, aws_cur.read),
+    "azure_cost": (azure.detect, azure.read),
+    "gcp_billing": (gcp.detect, gcp.read),
+}
+
+
+@dataclass
+class BillingRead:
+    charges: pd.DataFrame  # CHARGE_COLUMNS
+    quarantine: pd.DataFrame
+    rows_read: dict[str, int] = field(default_factory=dict)  # per source file
+    file_errors: dict[str, str] = field(default_factory=dict)
+    families: dict[str, str] = field(default_factory=dict)  # per source file, e.g. "aws_cur"
+    views: dict[str, str] = field(default_factory=dict)  # per file: CUR generation, Azure view
+
+
+def detect_family(columns: list[str]) -> str | None:
+    for family, (detect, _) in READERS.items():
+        if detect(columns):
+            return family
+    return None
+
+
+def empty_charges() -> pd.DataFrame:
+    frame = pd.DataFrame({c: [] for c in CHARGE_COLUMNS} | {"raw": [], "line": []})
+    return finish_charges(frame, "none", "")
+
+
+def read_billing(paths: dict[str, Path], kind: str, *, day_first: bool = False) -> BillingRead:
+    """Read billing files (name in reports → path); bad rows and files are quarantined."""
+    result = BillingRead(empty_charges(), empty_quarantine())
+    charges, quarantines = [], [empty_quarantine()]
+    for name, path in paths.items():
+        table = read_raw(path, name)
+        result.rows_read[name] = table.rows_read
+        quarantines.append(table.quarantine)
+        if table.error:
+            result.file_errors[name] = table.error
+            continue
+        family = detect_family(table.columns)
+        wanted = family if kind == "billing" else kind
+        if family is None or family != wanted:
+            quarantines.append(_wrong_family(table, name, kind, family))
+            continue
+        result.families[name] = family
+        read = _read_family(family, table, name, day_first)
+        result.views[name] = _view(family, table)
+        charges.append(read.charges)
+        quarantines.append(read.quarantine)
+    non_empty = [c for c in charges if not c.empty]
+    result.charges = pd.concat(non_empty, ignore_index=True) if non_empty else empty_charges()
+    result.quarantine = pd.concat(quarantines, ignore_index=True)
+    return result
+
+
+def _read_family(family: str, table: RawTable, name: str, day_first: bool) -> FamilyRead:
+    if family == "azure_cost":
+        return azure.read(table, name, day_first=day_first)
+    return READERS[family][1](table, name)
+
+
+def _view(family: str, table: RawTable) -> str:
+    if family == "aws_cur":
+        return aws_cur.cur_generation(table.columns)
+    if family == "azure_cost":
+        return azure.cost_view(table.columns, table.records)
+    return family
+
+
+def _wrong_family(table: RawTable, name: str, kind: str, family: str | None) -> pd.DataFrame:
+    problems = RowProblems()
+    if family is None:
+        reason = (
+            "the header matches no known billing export (FOCUS, AWS CUR, GCP billing export, "
+            f"Azure cost export); first columns: {', '.join(table.columns[:6])}"
+        )
+    else:
+        reason = f"the header looks like a {family} export, but the input's kind is {kind!r}: fix the kind or the path"  # fmt: skip
+    problems.add(pd.Series(True, index=table.records.index), "format", reason)
+    return problems.quarantine(table.records, name)
