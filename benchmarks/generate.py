@@ -1,7 +1,10 @@
-"""Generate realistic, deterministic Slurm sacct dumps for tests, demos and benchmarks.
+"""Generate realistic, deterministic Slurm sacct dumps and FOCUS cloud bills for tests, demos
+and benchmarks.
 
     python benchmarks/generate.py sacct --cluster atlas --jobs 200000 --seed 7 \\
         --start 2026-07-01 --end 2026-10-01 --out /tmp/atlas [--split month|none] [--expected F]
+    python benchmarks/generate.py focus --rows 1000000 --seed 7 --start 2026-07-01 \\
+        --end 2026-10-01 --out /tmp/focus.csv.gz [--bad-rows K] [--expected F]
     python benchmarks/generate.py sample --out sample_logs/slurm
 
 ``sample`` writes exactly the committed sample (both clusters, fixed seeds, Q3 2026) plus
@@ -11,6 +14,11 @@ list of bad-line kinds live in the ``sacct`` package next to this file. Standard
 memory stays flat for any ``--jobs`` because jobs are written one at a time. ``--jobs`` counts
 submissions with every array task counted as one job; a dump has about 3 lines per job (3.1 in
 the sample).
+
+``focus`` writes a FinOps FOCUS 1.2 cost export of exactly ``--rows`` data rows (the ``focus``
+package next to this file describes its content); ``sample`` also writes the committed cloud
+sample, ``<out>/../cloud/focus-2026-Q3.csv``, and an ``EXPECTED.json`` next to it with the row
+count, BilledCost and EffectiveCost totals per currency, rows per ChargeCategory and untagged rows.
 """
 
 from __future__ import annotations
@@ -24,12 +32,14 @@ import time
 from datetime import date
 
 if __package__:
-    from . import sacct
+    from . import focus, sacct
 else:  # run as a script: python benchmarks/generate.py (Python puts this folder on sys.path)
+    import focus
     import sacct
 
 SAMPLE_START, SAMPLE_END = "2026-07-01", "2026-10-01"
 SAMPLE_RUNS = (("atlas", 3000, 20260701), ("nordic", 1000, 20260702))  # cluster, jobs, seed
+FOCUS_SAMPLE = ("focus-2026-Q3.csv", 3500, 20260703)  # file in <out>/../cloud, rows, seed
 
 
 def expected_manifest(command: str, runs: list[tuple[str, list]]) -> dict:
@@ -69,6 +79,59 @@ def report(cluster: str, result: sacct.DumpResult, seconds: float) -> None:
         )
 
 
+def focus_manifest(command: str, stats: focus.FocusStats) -> dict:
+    """EXPECTED.json content for a FOCUS export (money rounded to cents)."""
+    return {
+        "generator": command,
+        "bad_row_kinds": list(focus.BAD_ROW_KINDS),
+        "notes": (
+            "rows excludes the header. Totals add the rows as written (10 decimals) and round "
+            "to cents; broken rows (--bad-rows) count in rows but in no total or count. "
+            "Untagged rows have an empty Tags cell; on the BilledCost basis they include the "
+            "Savings Plan fee, on the EffectiveCost basis its unused part."
+        ),
+        "files": {stats.path: stats.as_dict()},
+    }
+
+
+def report_focus(stats: focus.FocusStats, seconds: float) -> None:
+    rate = stats.rows / seconds if seconds else float("inf")
+    print(
+        f"focus: {stats.rows:,} rows ({stats.granularity} charge periods) in {seconds:.2f} s "
+        f"({rate:,.0f} rows/s)",
+        file=sys.stderr,
+    )
+
+
+def cmd_focus(args: argparse.Namespace) -> int:
+    began = time.perf_counter()
+    stats = focus.generate_focus(
+        args.rows, args.seed, args.start, args.end, args.out, args.bad_rows
+    )
+    report_focus(stats, time.perf_counter() - began)
+    if args.expected:
+        command = (
+            f"generate.py focus --rows {args.rows} --seed {args.seed} --start {args.start} "
+            f"--end {args.end} --bad-rows {args.bad_rows}"
+        )
+        write_json(args.expected, focus_manifest(command, stats))
+    return 0
+
+
+def write_focus_sample(slurm_out: str) -> None:
+    """The committed cloud bill: <slurm_out>/../cloud/focus-2026-Q3.csv and its EXPECTED.json."""
+    folder = os.path.normpath(os.path.join(slurm_out, os.pardir, "cloud"))
+    name, rows, seed = FOCUS_SAMPLE
+    began = time.perf_counter()
+    stats = focus.generate_focus(rows, seed, SAMPLE_START, SAMPLE_END, os.path.join(folder, name))
+    report_focus(stats, time.perf_counter() - began)
+    command = (
+        f"generate.py sample (focus --rows {rows} --seed {seed} --start {SAMPLE_START} "
+        f"--end {SAMPLE_END})"
+    )
+    write_json(os.path.join(folder, "EXPECTED.json"), focus_manifest(command, stats))
+
+
 def cmd_sacct(args: argparse.Namespace) -> int:
     began = time.perf_counter()
     result = sacct.generate_dump(
@@ -106,7 +169,15 @@ def cmd_sample(args: argparse.Namespace) -> int:
     write_json(
         os.path.join(args.out, "EXPECTED.json"), expected_manifest("generate.py sample", runs)
     )
+    write_focus_sample(args.out)
     return 0
+
+
+def non_negative_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError("must be 0 or more")
+    return value
 
 
 def positive_int(text: str) -> int:
@@ -143,7 +214,20 @@ def build_parser() -> argparse.ArgumentParser:
     sacct_cmd.add_argument("--split", choices=("month", "none"), default="month")
     sacct_cmd.add_argument("--expected", help="also write EXPECTED.json-style statistics here")
     sacct_cmd.set_defaults(handler=cmd_sacct)
-    sample = commands.add_parser("sample", help="write the committed sample (both clusters)")
+    focus_cmd = commands.add_parser("focus", help="a FOCUS 1.2 cloud cost export")
+    focus_cmd.add_argument("--rows", required=True, type=positive_int, help="data rows, exactly")
+    focus_cmd.add_argument("--seed", required=True, type=int)
+    focus_cmd.add_argument("--start", default=SAMPLE_START, type=iso_date, help="first day, UTC")
+    focus_cmd.add_argument("--end", default=SAMPLE_END, type=iso_date, help="day after the last")
+    focus_cmd.add_argument("--out", required=True, help="the CSV file; .gz for gzip")
+    focus_cmd.add_argument(
+        "--bad-rows", default=0, type=non_negative_int, help="rows broken on purpose"
+    )
+    focus_cmd.add_argument("--expected", help="also write EXPECTED.json-style statistics here")
+    focus_cmd.set_defaults(handler=cmd_focus)
+    sample = commands.add_parser(
+        "sample", help="write the committed sample (both clusters and the cloud bill)"
+    )
     sample.add_argument("--out", required=True)
     sample.set_defaults(handler=cmd_sample)
     return parser
@@ -152,8 +236,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.command == "sacct" and args.end <= args.start:
+    if args.command in ("sacct", "focus") and args.end <= args.start:
         parser.error("--end must be after --start")
+    if args.command == "focus" and args.rows < focus.minimum_rows(args.start, args.end):
+        parser.error(f"--rows must be at least {focus.minimum_rows(args.start, args.end):,}")
     return args.handler(args)
 
 

@@ -29,7 +29,7 @@ def cloud_block(
     billing file (all days); `intake`: the per-file records with `cost_in`."""
     cloud = ledger[ledger["scope"] == "3.1"]
     return {
-        "lines": int(cloud["usage_id"].nunique()),
+        "lines": int(cloud["usage_id"].str.split("#").str[0].nunique()),
         "cost_basis": sorted(cloud["cost_basis"].dropna().unique().tolist()),
         "by_provider": _by_provider(cloud),
         "by_category": _by_category(cloud),
@@ -49,7 +49,8 @@ def _by_provider(cloud: pd.DataFrame) -> list[dict[str, Any]]:
     for (provider, currency), group in cloud.groupby(["provider", "currency"], sort=True):
         rows.append({
             "provider": str(provider), "currency": str(currency),
-            "cost": _r(group["cost"].sum()), "lines": int(group["usage_id"].nunique()),
+            "cost": _r(group["cost"].sum()),
+            "lines": int(group["usage_id"].str.split("#").str[0].nunique()),
             "facility_energy_kwh": _r(group["facility_energy_kwh"].sum()),
             "co2e_location_kg": _r(group["co2e_location_kg"].sum()),
             "co2e_market_kg": _r(group["co2e_market_kg"].sum()),
@@ -60,16 +61,16 @@ def _by_provider(cloud: pd.DataFrame) -> list[dict[str, Any]]:
 
 
 def _by_category(cloud: pd.DataFrame) -> list[dict[str, Any]]:
-    sums = cloud.groupby(["charge_category", "currency"])["cost"].agg(["sum", "size"])
-    return [
-        {
-            "charge_category": str(cat),
-            "currency": str(cur),
-            "cost": _r(row["sum"]),
-            "rows": int(row["size"]),
-        }
-        for (cat, cur), row in sums.sort_index().iterrows()
-    ]
+    """Cost per charge category and currency, with the number of billing lines behind it."""
+    lines = cloud["usage_id"].str.split("#").str[0]  # a shared line split over teams is one line
+    frame = cloud.assign(line_id=lines)
+    rows = []
+    for (category, currency), group in frame.groupby(["charge_category", "currency"], sort=True):
+        rows.append({
+            "charge_category": str(category), "currency": str(currency),
+            "cost": _r(group["cost"].sum()), "rows": int(group["line_id"].nunique()),
+        })  # fmt: skip
+    return rows
 
 
 def _methods(cloud: pd.DataFrame) -> dict[str, float]:
