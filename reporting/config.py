@@ -24,6 +24,7 @@ OWNER_FIELDS = (
     "provider", "billing_account", "service", "region", "resource",
 )  # fmt: skip
 BILLING_KINDS = ("billing", "focus", "aws_cur", "gcp_billing", "azure_cost")
+VENDOR_CARBON_KINDS = ("vendor_carbon", "aws_carbon", "gcp_carbon")  # shown beside, never added
 PHASES = ("training", "fine-tuning", "inference", "evaluation", "development", "other")
 UNALLOCATED = "unallocated"
 
@@ -141,7 +142,12 @@ class Site(_Strict):
 class Input(_Strict):
     # slurm; or a cloud billing export: focus, aws_cur, gcp_billing, azure_cost, or `billing`
     # (the family is detected from each file's header)
-    kind: Literal["slurm", "billing", "focus", "aws_cur", "gcp_billing", "azure_cost"]
+    # (the family is detected from each file's header); or a provider's own carbon export:
+    # aws_carbon, gcp_carbon, or `vendor_carbon` (detected)
+    kind: Literal[
+        "slurm", "billing", "focus", "aws_cur", "gcp_billing", "azure_cost",
+        "vendor_carbon", "aws_carbon", "gcp_carbon",
+    ]  # fmt: skip
     path: str  # glob, relative to the config file
     site: str | None = None  # name of a [[sites]] entry (Slurm); billing lines carry their region
     day_first: bool = False  # Azure exports with localised D/M/Y dates

@@ -22,6 +22,7 @@ import pyarrow.parquet as pq
 
 from reporting.errors import InputError
 from reporting.factors import FACTOR_COLUMNS
+from reporting.ingest.billing.vendor_carbon import empty_vendor_carbon
 from reporting.schema import LEDGER_COLUMNS, LEDGER_SCHEMA, empty_quarantine
 
 log = logging.getLogger("reporting")
@@ -286,3 +287,24 @@ def write_first_seen(root: Path, findings: pd.DataFrame) -> None:
     tmp = root / f".{FIRST_SEEN_FILE}.tmp"
     tmp.write_text(json.dumps(dict(sorted(seen.items())), indent=1) + "\n", encoding="utf-8")
     os.replace(tmp, root / FIRST_SEEN_FILE)
+
+
+VENDOR_CARBON_FILE = "_vendor_carbon.parquet"
+
+
+def write_vendor_carbon(root: Path, rows: pd.DataFrame, source_files: Iterable[str]) -> None:
+    """Providers' own carbon figures, replacing earlier rows of the same files (atomically)."""
+    replaced = set(source_files)
+    old = read_vendor_carbon(root)
+    kept = old[~old["source_file"].isin(replaced)]
+    merged = pd.concat([f for f in (kept, rows) if not f.empty] or [kept], ignore_index=True)
+    merged = merged.sort_values(["source_file", "line"], kind="stable").reset_index(drop=True)
+    root.mkdir(parents=True, exist_ok=True)
+    tmp = root / f".{VENDOR_CARBON_FILE}.tmp"
+    pq.write_table(pa.Table.from_pandas(merged, preserve_index=False).replace_schema_metadata(None), tmp)  # fmt: skip
+    os.replace(tmp, root / VENDOR_CARBON_FILE)
+
+
+def read_vendor_carbon(root: Path) -> pd.DataFrame:
+    path = root / VENDOR_CARBON_FILE
+    return pq.read_table(path).to_pandas() if path.exists() else empty_vendor_carbon()

@@ -17,16 +17,17 @@ from reporting.attribute import attribute_usage
 from reporting.attribute_cloud import attribute_charges
 from reporting.audit import audit_ledger
 from reporting.billing_intake import read_billing_input, refuse_double_views
-from reporting.config import BILLING_KINDS, Config, Input
+from reporting.config import BILLING_KINDS, VENDOR_CARBON_KINDS, Config, Input
 from reporting.errors import InputError
 from reporting.factors import register_frame
 from reporting.ingest.billing.dispatch import empty_charges
+from reporting.ingest.billing.vendor_carbon import empty_vendor_carbon, read_vendor_carbon
 from reporting.ingest.slurm import FINAL_STATES, read_slurm
 from reporting.runstate import file_fingerprint, ledger_lock, read_state, write_state
 from reporting.schema import empty_quarantine, empty_usage
 from reporting.site_params import check_config, resolve_gpu_models
 from reporting.summary import Period, build_context, build_summary
-from reporting.summary_cloud import cloud_block
+from reporting.summary_cloud import cloud_block, vendor_in_period
 
 log = logging.getLogger("reporting")
 
@@ -40,6 +41,7 @@ class Intake:
     ]  # per source file: kind, rows_read/accepted/quarantined, waiting
     gate_failures: list[str] = field(default_factory=list)
     charges: pd.DataFrame = field(default_factory=empty_charges)  # cloud billing lines
+    vendor_carbon: pd.DataFrame = field(default_factory=empty_vendor_carbon)  # providers' own
 
 
 @dataclass(frozen=True)
@@ -86,11 +88,20 @@ def ingest(config: Config, only: set[str] | None = None) -> Intake:
     check_config(config)
     usages, quarantines, files, gate = [], [empty_quarantine()], {}, []
     charges: list[pd.DataFrame] = []
+    vendor: list[pd.DataFrame] = []
     for index, spec in enumerate(config.inputs):
         paths = {
             n: p for n, p in input_paths(config, index, spec).items() if only is None or n in only
         }
         if not paths:
+            continue
+        if spec.kind in VENDOR_CARBON_KINDS:
+            for name, path in paths.items():
+                rows, rejected, rows_read = read_vendor_carbon(path, name, spec.kind)
+                vendor.append(rows)
+                quarantines.append(rejected)
+                files[name] = _vendor_stats(name, spec.kind, rows_read, len(rows), len(rejected))
+                gate += _gate({name: files[name]}, {}, spec.max_quarantined_ratio)
             continue
         if spec.kind in BILLING_KINDS:
             billing, stats = read_billing_input(paths, spec)
@@ -130,7 +141,18 @@ def ingest(config: Config, only: set[str] | None = None) -> Intake:
         len(all_charges),
         len(quarantine),
     )
-    return Intake(usage, quarantine, files, gate, all_charges)
+    vendor_rows = [v for v in vendor if not v.empty]
+    vendor_all = pd.concat(vendor_rows, ignore_index=True) if vendor_rows else empty_vendor_carbon()
+    return Intake(usage, quarantine, files, gate, all_charges, vendor_all)
+
+
+def _vendor_stats(
+    name: str, kind: str, read: int, accepted: int, quarantined: int
+) -> dict[str, Any]:
+    if read != accepted + quarantined:  # conservation: a bug if it fails
+        raise AssertionError(f"{name}: {read} read != {accepted} + {quarantined}")
+    return {"source_file": name, "kind": kind, "rows_read": read, "rows_accepted": accepted,
+            "rows_quarantined": quarantined, "runs": 0, "not_attributed": {}}  # fmt: skip
 
 
 def _gate(stats: dict[str, dict[str, Any]], errors: dict[str, str], limit: float) -> list[str]:
@@ -295,6 +317,9 @@ def _store(config: Config, root: Path, intake: Intake, processed: dict[str, dict
     periods = set(cloud.ledger["billing_period"].dropna())
     written = store.write_ledger(root, rows, intake.files, options.after_step, periods)
     store.write_factors(root, register_frame(attribution.factors + cloud.factors))
+    vendor_files = [n for n, f in intake.files.items() if f["kind"] in VENDOR_CARBON_KINDS]
+    if vendor_files:
+        store.write_vendor_carbon(root, intake.vendor_carbon, vendor_files)
     store.write_intake(root, intake.files, intake.quarantine)
     write_state(root, processed)  # last: a run killed before this point is redone next time
     log.info(
@@ -336,7 +361,10 @@ def report(
     ]
     findings = audit_ledger(rows, config.audit, store.read_first_seen(root), run_date)
     held = store.read_ledger(root, date.min, date.max, ["source_file", "currency", "cost", "cost_basis", "scope"])  # fmt: skip
-    cloud = cloud_block(rows, held[held["scope"] == "3.1"], intake)
+    vendor = store.read_vendor_carbon(root)
+    cloud = cloud_block(
+        rows, held[held["scope"] == "3.1"], intake, vendor_in_period(vendor, period)
+    )
     summary = build_summary(rows, period, inputs, findings, gate_failures, cloud)
     waiting: dict[str, int] = {}
     for f in intake.values():

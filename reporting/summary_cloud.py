@@ -23,7 +23,10 @@ def _r(value: float) -> float:
 
 
 def cloud_block(
-    ledger: pd.DataFrame, held: pd.DataFrame, intake: dict[str, dict[str, Any]]
+    ledger: pd.DataFrame,
+    held: pd.DataFrame,
+    intake: dict[str, dict[str, Any]],
+    vendor: pd.DataFrame | None = None,
 ) -> dict[str, Any]:
     """`cloud` in summary.json. `held`: source_file, currency, cost of every ledger row of a
     billing file (all days); `intake`: the per-file records with `cost_in`."""
@@ -36,6 +39,7 @@ def cloud_block(
         "unallocated_cost": _per_currency(cloud[cloud["team"] == UNALLOCATED]),
         "energy_methods": _methods(cloud),
         "reconciliation": reconciliation(held, intake),
+        "vendor_carbon": _vendor_beside(cloud, vendor),
     }
 
 
@@ -98,4 +102,38 @@ def reconciliation(held: pd.DataFrame, intake: dict[str, dict[str, Any]]) -> lis
                 "cost_read": _r(read), "cost_in_ledger": _r(held_cost),
                 "difference": _r(held_cost - read), "reconciled": abs(held_cost - read) < CENT,
             })  # fmt: skip
+    return rows
+
+
+def vendor_in_period(vendor: pd.DataFrame, period: Any) -> pd.DataFrame:
+    """Vendor rows whose period starts in the report period (vendor exports are monthly: a
+    report period that cuts a month shows the months it starts), latest model version only —
+    AWS delivers old and new model versions side by side, and both would count twice."""
+    if vendor.empty:
+        return vendor
+    start = pd.Timestamp(period.start, tz="UTC")
+    end = pd.Timestamp(period.end, tz="UTC") + pd.Timedelta(days=1)
+    rows = vendor[(vendor["period_start"] >= start) & (vendor["period_start"] < end)]
+    version = rows["model_version"].fillna("")
+    latest = version.groupby(rows["provider"]).transform("max")
+    return rows[version == latest]
+
+
+def _vendor_beside(cloud: pd.DataFrame, vendor: pd.DataFrame | None) -> list[dict[str, Any]]:
+    """Per provider: the provider's own figures beside our estimate for the same period."""
+    if vendor is None or vendor.empty:
+        return []
+    ours = cloud.groupby("provider")[["co2e_location_kg", "co2e_market_kg"]].sum()
+    rows = []
+    for provider, group in vendor.groupby("provider", sort=True):
+        mine = ours.loc[provider] if provider in ours.index else None
+        rows.append({
+            "provider": str(provider),
+            "months": sorted(group["period_start"].dt.strftime("%Y-%m").unique().tolist()),
+            "model_version": sorted(group["model_version"].dropna().astype(str).unique().tolist()),
+            "vendor_co2e_location_kg": _r(group["co2e_location_kg"].sum()),
+            "vendor_co2e_market_kg": _r(group["co2e_market_kg"].sum()),
+            "estimate_co2e_location_kg": _r(mine["co2e_location_kg"]) if mine is not None else 0.0,
+            "estimate_co2e_market_kg": _r(mine["co2e_market_kg"]) if mine is not None else 0.0,
+        })  # fmt: skip
     return rows

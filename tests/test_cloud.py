@@ -285,3 +285,32 @@ def test_billed_cost_is_conserved_per_currency(tmp_path: Path, lines, shared) ->
         held = ledger.loc[ledger["currency"] == currency, "cost"].sum()
         assert held == pytest.approx(billed, abs=1e-6)
     assert (ledger["facility_energy_kwh"] >= 0).all()
+
+
+def test_a_vendor_carbon_export_is_shown_beside_the_estimate_never_added(tmp_path: Path) -> None:
+    (tmp_path / "bills").mkdir()
+    (tmp_path / "bills" / "july.csv").write_text(
+        focus_rows([{"BilledCost": "327.726", "x_InstanceType": "p4d.24xlarge"}]), encoding="utf-8"
+    )
+    (tmp_path / "carbon.csv").write_text(
+        "usage_period_start,usage_period_end,usage_account_id,region_code,product_code,"
+        "model_version,total_lbm_emissions_value,total_lbm_emissions_unit,"
+        "total_mbm_emissions_value,total_mbm_emissions_unit\n"
+        "2026-07-01T00:00:00Z,2026-08-01T00:00:00Z,111,us-east-1,AmazonEC2,v3.0.0,0.0021,MTCO2e,0.0004,MTCO2e\n",
+        encoding="utf-8",
+    )  # fmt: skip
+    config = write_config(
+        tmp_path,
+        '[[inputs]]\nkind = "focus"\npath = "bills/*.csv"\n[[inputs]]\nkind = "aws_carbon"\npath = "carbon.csv"\n',
+    )  # fmt: skip
+    out = tmp_path / "out"
+    result = run_cli("run", "--config", str(config), "--period", "2026-07", "--date", "2026-08-01", "--out", str(out))  # fmt: skip
+    assert result.exit_code == 0, result.output
+    summary = json.loads((out / "summary.json").read_text())
+    [beside] = summary["cloud"]["vendor_carbon"]
+    assert beside["vendor_co2e_location_kg"] == pytest.approx(2.1)  # 0.0021 t
+    assert beside["vendor_co2e_market_kg"] == pytest.approx(0.4)
+    ours = summary["totals"]["co2e_location_kg"]
+    assert beside["estimate_co2e_location_kg"] == pytest.approx(ours)  # not added into the total
+    assert ours > 10
+    assert "never added" in (out / "report.html").read_text()
