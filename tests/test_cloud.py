@@ -219,6 +219,10 @@ def test_a_restated_export_replaces_its_billing_period(tmp_path: Path) -> None:
     restated.write_text(focus_rows([{"BilledCost": "10"}, {"BilledCost": "25"}]), encoding="utf-8")
     assert run_cli(*args).exit_code == 0
     assert _ledger(tmp_path, config)["cost"].sum() == pytest.approx(35)
+    # Rewritten in place (the usual nightly CUR/FOCUS refresh): still replaced, never added.
+    restated.write_text(focus_rows([{"BilledCost": "12"}]), encoding="utf-8")
+    assert run_cli(*args).exit_code == 0
+    assert _ledger(tmp_path, config)["cost"].sum() == pytest.approx(12)
 
 
 def test_a_legacy_cur_and_a_cur2_of_the_same_month_are_refused(tmp_path: Path) -> None:
