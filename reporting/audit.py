@@ -2,7 +2,8 @@
 
 Rules look at each run's slices within the audited period, added up. Waste is priced in
 facility kWh (IT kWh of the part concerned × PUE), then in kg CO2e at the run's location-based
-intensity and in cost at the run's cost per kWh. Each finding states its formula.
+intensity and in cost at the run's cost per kWh. Each finding states its formula. Cloud billing
+lines (Scope 3.1) are audited by their own rules, in `audit_cloud`.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from datetime import date
 import numpy as np
 import pandas as pd
 
+from reporting.audit_cloud import audit_cloud, is_cloud
 from reporting.audit_config import Audit, Rule
 from reporting.schema import FINDING_COLUMNS
 
@@ -190,14 +192,36 @@ FAILURE_ACTIONS = {
 def audit_ledger(
     ledger: pd.DataFrame, audit: Audit, first_seen: dict[str, str], run_date: date
 ) -> pd.DataFrame:
-    """Findings (FINDING_COLUMNS) of the period's ledger, ranked by wasted kg CO2e."""
+    """Findings (FINDING_COLUMNS) of the period's ledger, ranked by wasted kg CO2e.
+
+    Cluster rules see cluster rows only; cloud billing lines (Scope 3.1) have their own rules.
+    """
     if ledger.empty:
         return pd.DataFrame(columns=FINDING_COLUMNS)
+    cloud = is_cloud(ledger)
+    parts = [*_cluster_findings(ledger[~cloud], audit), *audit_cloud(ledger[cloud], audit)]
+    if not parts:
+        return pd.DataFrame(columns=FINDING_COLUMNS)
+    found = pd.concat(parts, ignore_index=True)
+    found["finding_id"] = [
+        finding_id(r, u) for r, u in zip(found["rule"], found["usage_id"], strict=True)
+    ]
+    found["first_seen"] = [first_seen.get(f, run_date.isoformat()) for f in found["finding_id"]]
+    ranked = found.sort_values(
+        ["wasted_co2e_kg", "finding_id"], ascending=[False, True], kind="stable"
+    )
+    return ranked[FINDING_COLUMNS].reset_index(drop=True)
+
+
+def _cluster_findings(ledger: pd.DataFrame, audit: Audit) -> list[pd.DataFrame]:
+    """Findings of the cluster rules, with each run's owner and context."""
+    if ledger.empty:
+        return []
     runs = runs_of(ledger)
     parts = [p for p in [*_gpu_rules(runs, audit), *_cpu_memory_rules(runs, audit), *_run_rules(runs, audit)]
              if not p.empty]  # fmt: skip
     if not parts:
-        return pd.DataFrame(columns=FINDING_COLUMNS)
+        return []
     found = pd.concat(parts, ignore_index=True)
     context = runs.set_index("usage_id").loc[found["usage_id"]].reset_index()
     for column in (
@@ -212,14 +236,7 @@ def audit_ledger(
         "ended_at",
     ):
         found[column] = context[column].to_numpy()
-    found["finding_id"] = [
-        finding_id(r, u) for r, u in zip(found["rule"], found["usage_id"], strict=True)
-    ]
-    found["first_seen"] = [first_seen.get(f, run_date.isoformat()) for f in found["finding_id"]]
-    ranked = found.sort_values(
-        ["wasted_co2e_kg", "finding_id"], ascending=[False, True], kind="stable"
-    )
-    return ranked[FINDING_COLUMNS].reset_index(drop=True)
+    return [found]
 
 
 def finding_id(rule: str, usage_id: str) -> str:

@@ -46,6 +46,8 @@ RATIO_RULES = frozenset(
         "low_cpu_efficiency",
         "memory_over_request",
         "timelimit_over_request",
+        "untagged_spend",
+        "cleaner_region",
     }
 )
 KWH_RULES = frozenset({"failed_run"})

@@ -29,7 +29,14 @@ METHODOLOGY = {
     "over-request, peak used / requested < 0.35 (Job Defense Shield), waste = memory energy × (1 − "
     "ratio); time limit over-request, elapsed / limit < 0.2 (Job Defense Shield), no energy waste; "
     "failed, timed-out, out-of-memory and node-failed runs ≥ 1 kWh, waste = the whole run. Energies "
-    "are facility kWh; waste in kg CO2e uses the run's location-based intensity and in cost its cost per kWh.",
+    "are facility kWh; waste in kg CO2e uses the run's location-based intensity and in cost its cost per kWh. "
+    "Cloud billing lines (per resource and billing period): unused commitments, waste = the unused "
+    "amortised cost; untagged spend above 10 % of a period's usage cost (an attribution gap, no "
+    "waste); on-demand GPU training or fine-tuning ≥ 24 GPU-hours as spot candidates, saving = cost × "
+    "an assumed 60 % discount; steady on-demand GPU use on ≥ 20 days as commitment candidates, saving = "
+    "cost × an assumed 30 % discount; GPU work in a region with a configured cleaner alternative, "
+    "saving = kg CO2e × (1 − clean / current intensity). Cloud savings are estimates; none is counted "
+    "as energy waste.",
     "time_note": "Each finished job is split over the UTC days it ran on in proportion to its time on each "
     "day; naive sacct timestamps are read in the site's timezone. Running and pending jobs are counted "
     "but not attributed until they finish.",

@@ -16,6 +16,7 @@ ROOT = Path(__file__).parent.parent
 GREENOPS = Path(sys.executable).parent / "greenops"
 GOLDEN = Path(__file__).parent / "snapshots" / "demo_summary.json"
 EXPECTED = json.loads((ROOT / "sample_logs" / "slurm" / "EXPECTED.json").read_text())
+CLOUD_EXPECTED = json.loads((ROOT / "sample_logs" / "cloud" / "EXPECTED.json").read_text())
 CHECK_FOR_KIND = {
     "missing_field": {
         "field_count",
@@ -55,11 +56,27 @@ def test_summary_matches_the_golden_file(demo_out: Path) -> None:
 def test_every_sample_line_is_accounted_for(demo_out: Path) -> None:
     summary = json.loads((demo_out / "summary.json").read_text())
     inputs = {i["source_file"].removeprefix("slurm/"): i for i in summary["inputs"]}
-    assert set(inputs) == set(EXPECTED["files"])
+    cloud = {f"cloud/{name}" for name in CLOUD_EXPECTED["files"]}
+    assert set(inputs) == set(EXPECTED["files"]) | cloud
     for name, expected in EXPECTED["files"].items():
         stats = inputs[name]
         assert stats["rows_read"] == expected["data_lines"], name
         assert stats["rows_accepted"] + stats["rows_quarantined"] == stats["rows_read"], name
+
+
+def test_the_cloud_export_is_read_whole_and_reconciles_to_the_generator(demo_out: Path) -> None:
+    summary = json.loads((demo_out / "summary.json").read_text())
+    inputs = {i["source_file"]: i for i in summary["inputs"]}
+    for name, expected in CLOUD_EXPECTED["files"].items():
+        stats = inputs[f"cloud/{name}"]
+        assert stats["rows_read"] == stats["rows_accepted"] == expected["rows"]
+        for currency, totals in expected["totals"].items():
+            assert stats["cost_in"][currency]["effective"] == pytest.approx(
+                totals["EffectiveCost"], abs=0.01
+            )
+    assert all(r["reconciled"] for r in summary["cloud"]["reconciliation"])
+    scopes = {row["scope"] for row in summary["by_scope"]}
+    assert scopes == {"2", "3.1"}  # on-prem and cloud side by side
 
 
 def test_each_deliberate_bad_line_is_quarantined_with_the_right_check(demo_out: Path) -> None:
