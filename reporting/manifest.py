@@ -18,7 +18,7 @@ from reporting import __version__
 
 if TYPE_CHECKING:
     from reporting.config import Config
-    from reporting.pipeline import Intake
+    from reporting.intake import Intake
     from reporting.summary import Period
 
 RUNS_DIR = "runs"

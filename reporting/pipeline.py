@@ -16,32 +16,16 @@ from reporting import manifest, notify, outputs
 from reporting.attribute import attribute_usage
 from reporting.attribute_cloud import attribute_charges
 from reporting.audit import audit_ledger
-from reporting.billing_intake import read_billing_input, refuse_double_views
-from reporting.config import BILLING_KINDS, VENDOR_CARBON_KINDS, Config, Input
-from reporting.errors import InputError
+from reporting.config import BILLING_KINDS, VENDOR_CARBON_KINDS, Config
 from reporting.factors import register_frame
-from reporting.ingest.billing.dispatch import empty_charges
-from reporting.ingest.billing.vendor_carbon import empty_vendor_carbon, read_vendor_carbon
-from reporting.ingest.slurm import FINAL_STATES, read_slurm
+from reporting.intake import Intake, all_input_files, ingest, input_paths
 from reporting.runstate import file_fingerprint, ledger_lock, read_state, write_state
-from reporting.schema import empty_quarantine, empty_usage
-from reporting.site_params import check_config, resolve_gpu_models
 from reporting.summary import Period, build_context, build_summary
 from reporting.summary_cloud import cloud_block, vendor_in_period
 
+__all__ = ["Intake", "ingest", "ledger_root", "report", "run"]  # ingest lives in intake.py
+
 log = logging.getLogger("reporting")
-
-
-@dataclass(frozen=True)
-class Intake:
-    usage: pd.DataFrame
-    quarantine: pd.DataFrame
-    files: dict[
-        str, dict[str, Any]
-    ]  # per source file: kind, rows_read/accepted/quarantined, waiting
-    gate_failures: list[str] = field(default_factory=list)
-    charges: pd.DataFrame = field(default_factory=empty_charges)  # cloud billing lines
-    vendor_carbon: pd.DataFrame = field(default_factory=empty_vendor_carbon)  # providers' own
 
 
 @dataclass(frozen=True)
@@ -56,141 +40,6 @@ class RunResult:
     gate_failures: list[str]
     out_dir: Path
     notify_errors: list[str] = field(default_factory=list)
-
-
-def input_paths(config: Config, index: int, spec: Input) -> dict[str, Path]:
-    """Files of an input, named by their path relative to the config file (portable in reports)."""
-    pattern = config.resolve(spec.path)
-    paths = (
-        sorted(p for p in pattern.parent.glob(pattern.name) if not p.is_dir())
-        if pattern.parent.is_dir()
-        else []
-    )
-    if not paths:
-        raise InputError(
-            f"{config.config_file}: inputs[{index}].path: no file matches {str(pattern)!r}. Check the path "
-            "(it is relative to the config file) or remove the input."
-        )
-    return {config.display_path(p): p for p in paths}
-
-
-def all_input_files(config: Config) -> dict[str, Path]:
-    """Every file of every input, by its name in reports (fails on an input matching nothing)."""
-    return {
-        n: p
-        for i, spec in enumerate(config.inputs)
-        for n, p in input_paths(config, i, spec).items()
-    }
-
-
-def ingest(config: Config, only: set[str] | None = None) -> Intake:
-    """Read the configured inputs (`only` these files, if given); bad lines go to quarantine."""
-    check_config(config)
-    usages, quarantines, files, gate = [], [empty_quarantine()], {}, []
-    charges: list[pd.DataFrame] = []
-    vendor: list[pd.DataFrame] = []
-    for index, spec in enumerate(config.inputs):
-        paths = {
-            n: p for n, p in input_paths(config, index, spec).items() if only is None or n in only
-        }
-        if not paths:
-            continue
-        if spec.kind in VENDOR_CARBON_KINDS:
-            for name, path in paths.items():
-                rows, rejected, rows_read = read_vendor_carbon(path, name, spec.kind)
-                vendor.append(rows)
-                quarantines.append(rejected)
-                files[name] = _vendor_stats(name, spec.kind, rows_read, len(rows), len(rejected))
-                gate += _gate({name: files[name]}, {}, spec.max_quarantined_ratio)
-            continue
-        if spec.kind in BILLING_KINDS:
-            billing, stats = read_billing_input(paths, spec)
-            charges.append(billing.charges)
-            quarantines.append(billing.quarantine)
-            files.update(stats)
-            gate += _gate(stats, billing.file_errors, spec.max_quarantined_ratio)
-            continue
-        site = config.site(str(spec.site))
-        read = read_slurm(
-            paths,
-            site=site.name,
-            timezone=site.timezone,
-            delimiter=spec.delimiter,
-            fields=spec.fields,
-            resolve_gpu=lambda frame: resolve_gpu_models(frame, config),
-        )
-        stats = {
-            source_file: _file_stats(read.usage, read.quarantine, source_file, rows_read, spec.kind)
-            for source_file, rows_read in read.rows_read.items()
-        }
-        files.update(stats)
-        gate += _gate(stats, read.file_errors, spec.max_quarantined_ratio)
-        usages.append(read.usage)
-        quarantines.append(read.quarantine)
-    non_empty = [u for u in usages if not u.empty]
-    usage = pd.concat(non_empty, ignore_index=True) if non_empty else empty_usage()
-    billed = [c for c in charges if not c.empty]
-    all_charges = pd.concat(billed, ignore_index=True) if billed else empty_charges()
-    refuse_double_views(all_charges, {n: f.get("view") for n, f in files.items()})
-    quarantine = pd.concat(quarantines, ignore_index=True)
-    log.info(
-        "ingested %s files: %s rows read, %s runs and %s billing lines accepted, %s rows quarantined",
-        len(files),
-        sum(f["rows_read"] for f in files.values()),
-        len(usage),
-        len(all_charges),
-        len(quarantine),
-    )
-    vendor_rows = [v for v in vendor if not v.empty]
-    vendor_all = pd.concat(vendor_rows, ignore_index=True) if vendor_rows else empty_vendor_carbon()
-    return Intake(usage, quarantine, files, gate, all_charges, vendor_all)
-
-
-def _vendor_stats(
-    name: str, kind: str, read: int, accepted: int, quarantined: int
-) -> dict[str, Any]:
-    if read != accepted + quarantined:  # conservation: a bug if it fails
-        raise AssertionError(f"{name}: {read} read != {accepted} + {quarantined}")
-    return {"source_file": name, "kind": kind, "rows_read": read, "rows_accepted": accepted,
-            "rows_quarantined": quarantined, "runs": 0, "not_attributed": {}}  # fmt: skip
-
-
-def _gate(stats: dict[str, dict[str, Any]], errors: dict[str, str], limit: float) -> list[str]:
-    """Gate failures of an input's files: unreadable files, too many quarantined rows."""
-    failures = []
-    for source_file, file_stats in stats.items():
-        rows_read = file_stats["rows_read"]
-        if source_file in errors:
-            log.error("%s: %s", source_file, errors[source_file])
-            failures.append(f"{source_file}: {errors[source_file]}")
-        if rows_read and file_stats["rows_quarantined"] / rows_read > limit:
-            failures.append(
-                f"{source_file}: {file_stats['rows_quarantined']} of {rows_read} rows quarantined "
-                f"(limit {limit:.0%})"
-            )
-    return failures
-
-
-def _file_stats(
-    usage: pd.DataFrame, quarantine: pd.DataFrame, source_file: str, rows_read: int, kind: str
-) -> dict[str, Any]:
-    mine = usage[usage["source_file"] == source_file]
-    accepted = int(mine["lines_merged"].sum())
-    quarantined = int((quarantine["source_file"] == source_file).sum())
-    if accepted + quarantined != rows_read:  # conservation: a bug if it fails, never a user error
-        raise AssertionError(
-            f"{source_file}: {rows_read} read != {accepted} accepted + {quarantined} quarantined"
-        )
-    waiting = mine.loc[~mine["state"].isin(FINAL_STATES) | mine["ended_at"].isna(), "state"]
-    return {
-        "source_file": source_file,
-        "kind": kind,
-        "rows_read": rows_read,
-        "rows_accepted": accepted,
-        "rows_quarantined": quarantined,
-        "runs": len(mine),
-        "not_attributed": {str(k): int(v) for k, v in waiting.value_counts().sort_index().items()},
-    }
 
 
 def ledger_root(config: Config, out_dir: Path) -> Path:

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import csv
+import io
 import shutil
 from pathlib import Path
 
@@ -50,3 +52,34 @@ def hb_config(tmp_path: Path, *, header: bool = False, extra: str = "") -> Path:
 @pytest.fixture
 def hb_config_path(tmp_path: Path) -> Path:
     return hb_config(tmp_path)
+
+
+FOCUS_HEADER = [
+    "BilledCost", "EffectiveCost", "ListCost", "BillingCurrency", "BillingAccountId",
+    "BillingPeriodStart", "ChargePeriodStart", "ChargePeriodEnd", "ChargeCategory",
+    "ProviderName", "RegionId", "ServiceName", "ServiceCategory", "ConsumedQuantity",
+    "ConsumedUnit", "ChargeDescription", "Tags", "x_InstanceType", "x_UsageType",
+    "ResourceId", "PricingCategory", "CommitmentDiscountStatus",
+]  # fmt: skip
+
+
+def focus_rows(rows: list[dict[str, str]]) -> str:
+    """A small FOCUS CSV: one EC2 usage line per dict, with the dict's values overriding."""
+    lines = []
+    for row in rows:
+        values = {
+            "EffectiveCost": row.get("BilledCost", "0"), "ListCost": "", "BillingCurrency": "USD",
+            "BillingAccountId": "acct", "BillingPeriodStart": "2026-07-01T00:00:00Z",
+            "ChargePeriodStart": "2026-07-01T00:00:00Z", "ChargePeriodEnd": "2026-07-01T10:00:00Z",
+            "ChargeCategory": "Usage", "ProviderName": "AWS", "RegionId": "us-east-1",
+            "ServiceName": "Amazon Elastic Compute Cloud", "ServiceCategory": "Compute",
+            "ConsumedQuantity": "10", "ConsumedUnit": "Hours", "ChargeDescription": "",
+            "Tags": "", "x_InstanceType": "", "x_UsageType": "", "ResourceId": "",
+            "PricingCategory": "Standard", "CommitmentDiscountStatus": "", **row,
+        }  # fmt: skip
+        lines.append([values[c] for c in FOCUS_HEADER])
+    text = io.StringIO()
+    writer = csv.writer(text, lineterminator="\n")
+    writer.writerow(FOCUS_HEADER)
+    writer.writerows(lines)
+    return text.getvalue()

@@ -3,8 +3,6 @@ through the whole pipeline from a FOCUS file (findings.csv, the report and the o
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 from datetime import date, timedelta
 from pathlib import Path
@@ -23,6 +21,7 @@ from reporting.factors import grid_factor
 from reporting.notify_mail import finding_view, waste_totals
 from reporting.schema import FINDING_COLUMNS, LEDGER_COLUMNS, LEDGER_SCHEMA
 from reporting.summary import findings_table
+from tests.conftest import focus_rows
 
 DAY = date(2026, 7, 31)
 PERIOD = "focus|acct|2026-07-01"
@@ -243,36 +242,6 @@ def test_an_hourly_export_gives_one_finding_per_resource_and_billing_period() ->
 
 
 # --- end to end: a FOCUS file through `greenops run` ---------------------------------------------
-
-FOCUS_HEADER = [
-    "BilledCost", "EffectiveCost", "ListCost", "BillingCurrency", "BillingAccountId",
-    "BillingPeriodStart", "ChargePeriodStart", "ChargePeriodEnd", "ChargeCategory",
-    "ProviderName", "RegionId", "ServiceName", "ServiceCategory", "ConsumedQuantity",
-    "ConsumedUnit", "ChargeDescription", "Tags", "x_InstanceType", "x_UsageType",
-    "ResourceId", "PricingCategory", "CommitmentDiscountStatus",
-]  # fmt: skip
-
-
-def focus_rows(rows: list[dict[str, str]]) -> str:
-    """A FOCUS CSV (as tests/test_cloud.py writes one, with resource and commitment columns)."""
-    lines = []
-    for row in rows:
-        values = {
-            "EffectiveCost": row.get("BilledCost", "0"), "ListCost": "", "BillingCurrency": "USD",
-            "BillingAccountId": "acct", "BillingPeriodStart": "2026-07-01T00:00:00Z",
-            "ChargePeriodStart": "2026-07-01T00:00:00Z", "ChargePeriodEnd": "2026-07-01T10:00:00Z",
-            "ChargeCategory": "Usage", "ProviderName": "AWS", "RegionId": "us-east-1",
-            "ServiceName": "Amazon Elastic Compute Cloud", "ServiceCategory": "Compute",
-            "ConsumedQuantity": "10", "ConsumedUnit": "Hours", "ChargeDescription": "",
-            "Tags": "", "x_InstanceType": "", "x_UsageType": "", "ResourceId": "",
-            "PricingCategory": "Standard", "CommitmentDiscountStatus": "", **row,
-        }  # fmt: skip
-        lines.append([values[c] for c in FOCUS_HEADER])
-    text = io.StringIO()
-    writer = csv.writer(text, lineterminator="\n")
-    writer.writerow(FOCUS_HEADER)
-    writer.writerows(lines)
-    return text.getvalue()
 
 
 def test_a_focus_file_through_the_pipeline(tmp_path: Path) -> None:

@@ -26,6 +26,7 @@ from reporting.factors import table
 from reporting.ingest.billing.common import read_raw
 from reporting.ingest.billing.focus import read as read_focus
 from reporting.pipeline import ingest, ledger_root
+from tests.conftest import focus_rows
 
 FIXTURES = Path(__file__).parent / "fixtures" / "billing"
 SAMPLES = {
@@ -41,12 +42,6 @@ SAMPLES = {
     ),
     "koku_gcp_202011_standard_export_with_credits.csv": ("cost", "currency"),
 }
-FOCUS_HEADER = [
-    "BilledCost", "EffectiveCost", "ListCost", "BillingCurrency", "BillingAccountId",
-    "BillingPeriodStart", "ChargePeriodStart", "ChargePeriodEnd", "ChargeCategory",
-    "ProviderName", "RegionId", "ServiceName", "ServiceCategory", "ConsumedQuantity",
-    "ConsumedUnit", "ChargeDescription", "Tags", "x_InstanceType", "x_UsageType",
-]  # fmt: skip
 
 
 def run_cli(*args: str):
@@ -111,28 +106,6 @@ def test_the_real_samples_reconcile_per_currency_to_the_cent(tmp_path: Path) -> 
     assert sum(methods.values()) == pytest.approx(1.0, abs=1e-6)
     html = (out / "report.html").read_text()
     assert 'id="cloud"' in html and "Scope 3.1" in html and "NO</td>" not in html
-
-
-def focus_rows(rows: list[dict[str, str]]) -> str:
-    lines = [",".join(FOCUS_HEADER)]
-    for row in rows:
-        values = {
-            "EffectiveCost": row.get("BilledCost", "0"), "ListCost": "", "BillingCurrency": "USD",
-            "BillingAccountId": "acct", "BillingPeriodStart": "2026-07-01T00:00:00Z",
-            "ChargePeriodStart": "2026-07-01T00:00:00Z", "ChargePeriodEnd": "2026-07-01T10:00:00Z",
-            "ChargeCategory": "Usage", "ProviderName": "AWS", "RegionId": "us-east-1",
-            "ServiceName": "Amazon Elastic Compute Cloud", "ServiceCategory": "Compute",
-            "ConsumedQuantity": "10", "ConsumedUnit": "Hours", "ChargeDescription": "",
-            "Tags": "", "x_InstanceType": "", "x_UsageType": "", **row,
-        }  # fmt: skip
-        out = []
-        for column in FOCUS_HEADER:
-            text = str(values[column])
-            out.append(
-                '"' + text.replace('"', '""') + '"' if ("," in text or '"' in text) else text
-            )
-        lines.append(",".join(out))
-    return "\n".join(lines) + "\n"
 
 
 def charges_of(tmp_path: Path, rows: list[dict[str, str]]) -> pd.DataFrame:

@@ -29,6 +29,7 @@ from reporting.ingest.billing.common import (
     RowProblems,
     column_lookup,
     finish_charges,
+    missing_columns,
     normalise_name,
     parse_decimal,
     parse_tags_object,
@@ -161,13 +162,12 @@ def read(table: RawTable, source_file: str) -> FamilyRead:
     problems = RowProblems()
     missing = [names[0] for names in _REQUIRED if not any(cur.column(n) for n in names)]
     if missing:
-        problems.add(
-            pd.Series(True, index=records.index),
-            "required_column",
+        return missing_columns(
+            records,
+            FAMILY,
+            source_file,
             f"the file has no {', '.join(missing)} column (an AWS CUR requires it)",
         )
-        return FamilyRead(finish_charges(records.iloc[0:0], FAMILY, source_file),
-                          problems.quarantine(records, source_file))  # fmt: skip
     numbers = _numbers(cur, problems)
     frame = pd.DataFrame(index=records.index)
     for target in ("billed_cost", "consumed_quantity", "list_cost"):

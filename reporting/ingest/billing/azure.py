@@ -27,6 +27,7 @@ from reporting.ingest.billing.common import (
     RawTable,
     RowProblems,
     finish_charges,
+    missing_columns,
     normalise_name,
     parse_decimal,
     parse_tags_object,
@@ -139,13 +140,9 @@ def read(table: RawTable, source_file: str, *, day_first: bool = False) -> Famil
     problems = RowProblems()
     missing = [_REQUIRED[f] for f in _REQUIRED if col[f] is None]
     if missing:
-        problems.add(
-            pd.Series(True, index=records.index),
-            "required_column",
-            "the file has no " + " and no ".join(missing),
+        return missing_columns(
+            records, FAMILY, source_file, "the file has no " + " and no ".join(missing)
         )
-        return FamilyRead(finish_charges(records.iloc[0:0], FAMILY, source_file),
-                          problems.quarantine(records, source_file))  # fmt: skip
 
     def get(field: str) -> pd.Series:
         return _text(records, col[field])

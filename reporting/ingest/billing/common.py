@@ -357,6 +357,18 @@ def parse_tags_object(value: str | None) -> dict[str, Any] | None:
     return parsed if isinstance(parsed, dict) else None
 
 
+def missing_columns(
+    records: pd.DataFrame, family: str, source_file: str, reason: str
+) -> FamilyRead:
+    """A file lacking a required column: no charges, every row quarantined with `reason`."""
+    problems = RowProblems()
+    problems.add(pd.Series(True, index=records.index), "required_column", reason)
+    return FamilyRead(
+        finish_charges(records.iloc[0:0], family, source_file),
+        problems.quarantine(records, source_file),
+    )
+
+
 def finish_charges(frame: pd.DataFrame, family: str, source_file: str) -> pd.DataFrame:
     """Complete a reader's frame: every CHARGE_COLUMN present and typed, charge ids assigned.
 

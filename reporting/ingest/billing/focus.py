@@ -19,6 +19,7 @@ from reporting.ingest.billing.common import (
     RowProblems,
     column_lookup,
     finish_charges,
+    missing_columns,
     normalise_name,
     parse_decimal,
     parse_tags_object,
@@ -61,13 +62,12 @@ def read(table: RawTable, source_file: str) -> FamilyRead:
     missing = [c for c in _REQUIRED if normalise_name(c) not in col]
     problems = RowProblems()
     if missing:
-        problems.add(
-            pd.Series(True, index=records.index),
-            "required_column",
+        return missing_columns(
+            records,
+            FAMILY,
+            source_file,
             f"the file has no {', '.join(missing)} column (FOCUS requires it)",
         )
-        return FamilyRead(finish_charges(records.iloc[0:0], FAMILY, source_file),
-                          problems.quarantine(records, source_file))  # fmt: skip
 
     def get(name: str) -> pd.Series:
         return text(records, col.get(normalise_name(name)))

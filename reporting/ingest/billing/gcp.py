@@ -28,6 +28,7 @@ from reporting.ingest.billing.common import (
     RowProblems,
     column_lookup,
     finish_charges,
+    missing_columns,
     normalise_name,
     normalise_tags,
     parse_decimal,
@@ -71,13 +72,12 @@ def read(table: RawTable, source_file: str) -> FamilyRead:
     fields = _Fields(records, table.columns, problems)
     missing = [c for c in _REQUIRED if not fields.has(c)]
     if missing:
-        problems.add(
-            pd.Series(True, index=records.index),
-            "required_column",
+        return missing_columns(
+            records,
+            FAMILY,
+            source_file,
             f"the file has no {', '.join(missing)} column (a GCP billing export has it)",
         )
-        return FamilyRead(finish_charges(records.iloc[0:0], FAMILY, source_file),
-                          problems.quarantine(records, source_file))  # fmt: skip
     frame = pd.DataFrame(index=records.index)
     _costs(frame, fields, problems)
     _times(frame, fields, problems)
