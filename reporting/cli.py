@@ -207,10 +207,22 @@ def report(
 
 @app.command()
 @_user_errors
-def validate(config: ConfigOption, quiet: bool = False) -> None:
-    """Read and check every input; print counts per file; write nothing."""
+def validate(
+    config: ConfigOption,
+    quiet: bool = False,
+    date_: Annotated[
+        str | None, typer.Option("--date", help="Run date for freshness (default: yesterday).")
+    ] = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Write GX Data Docs to <out>/data_docs only.")
+    ] = None,
+) -> None:
+    """Read and check every input (ingest + expectation suites); print counts per file, failed
+    checks and warnings; write nothing (Data Docs with --out). Exit 3 if the gate fails."""
     _setup_logging(quiet, False)
-    intake = pipeline.ingest(load_config(config))
+    loaded = load_config(config)
+    checked = pipeline.check_inputs(loaded, _parse_date(date_), out)
+    intake, record = checked
     for stats in intake.files.values():
         typer.echo(
             f"{stats['source_file']}: {stats['rows_read']} read, {stats['rows_accepted']} accepted, "
@@ -218,6 +230,8 @@ def validate(config: ConfigOption, quiet: bool = False) -> None:
         )
     for check, rows in intake.quarantine.groupby("check").size().items():
         typer.echo(f"  {check}: {rows}")
+    for warning in record["warnings"]:
+        typer.echo(f"Warning: {warning}")
     if intake.gate_failures:
         _finish(pipeline.RunResult({}, intake.gate_failures, Path(".")))
 

@@ -216,6 +216,17 @@ class Ledger(_Strict):
     path: str | None = None  # default: <out>/ledger; relative to the config file
 
 
+class Validation(_Strict):
+    """Run-level expectations: they warn in the report, they never quarantine rows."""
+
+    # a table's row count this run further than this share from the trailing median of earlier
+    # nights (usage runs, billing lines) is a warning
+    drift_tolerance_ratio: Positive = 0.5
+    drift_history_nights: Annotated[int, Field(ge=1, le=366)] = 7  # nights in the trailing median
+    # freshness: the latest ended_at / charge_period_end must reach run date − this many days
+    max_input_lag_days: Annotated[int, Field(ge=0)] = 2
+
+
 class Config(_Strict):
     organisation: Organisation
     sites: list[Site] = []
@@ -226,6 +237,7 @@ class Config(_Strict):
     owners: list[OwnerRule] = []
     audit: Audit = Audit()
     notify: Notify = Notify()
+    validation: Validation = Validation()
     config_file: Path = Path(
         "greenops.toml"
     )  # set by load_config; relative paths resolve from its folder

@@ -9,13 +9,13 @@ rows read, accepted and quarantined (they must add up), and the data-quality gat
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from reporting.billing_intake import read_billing_input, refuse_double_views
+from reporting.billing_intake import cost_by_currency, read_billing_input, refuse_double_views
 from reporting.config import BILLING_KINDS, VENDOR_CARBON_KINDS, Config, Input
 from reporting.errors import InputError
 from reporting.ingest.billing.dispatch import empty_charges
@@ -37,6 +37,8 @@ class Intake:
     gate_failures: list[str] = field(default_factory=list)
     charges: pd.DataFrame = field(default_factory=empty_charges)  # cloud billing lines
     vendor_carbon: pd.DataFrame = field(default_factory=empty_vendor_carbon)  # providers' own
+    limits: dict[str, float] = field(default_factory=dict)  # per file: max_quarantined_ratio
+    file_errors: dict[str, str] = field(default_factory=dict)  # per file: why it was unreadable
 
 
 def input_paths(config: Config, index: int, spec: Input) -> dict[str, Path]:
@@ -68,6 +70,8 @@ def ingest(config: Config, only: set[str] | None = None) -> Intake:
     """Read the configured inputs (`only` these files, if given); bad lines go to quarantine."""
     check_config(config)
     usages, quarantines, files, gate = [], [empty_quarantine()], {}, []
+    limits: dict[str, float] = {}
+    errors: dict[str, str] = {}
     charges: list[pd.DataFrame] = []
     vendor: list[pd.DataFrame] = []
     for index, spec in enumerate(config.inputs):
@@ -76,6 +80,7 @@ def ingest(config: Config, only: set[str] | None = None) -> Intake:
         }
         if not paths:
             continue
+        limits.update(dict.fromkeys(paths, spec.max_quarantined_ratio))
         if spec.kind in VENDOR_CARBON_KINDS:
             for name, path in paths.items():
                 rows, rejected, rows_read = read_vendor_carbon(path, name, spec.kind)
@@ -90,6 +95,7 @@ def ingest(config: Config, only: set[str] | None = None) -> Intake:
             quarantines.append(billing.quarantine)
             files.update(stats)
             gate += _gate(stats, billing.file_errors, spec.max_quarantined_ratio)
+            errors.update(billing.file_errors)
             continue
         site = config.site(str(spec.site))
         read = read_slurm(
@@ -106,6 +112,7 @@ def ingest(config: Config, only: set[str] | None = None) -> Intake:
         }
         files.update(stats)
         gate += _gate(stats, read.file_errors, spec.max_quarantined_ratio)
+        errors.update(read.file_errors)
         usages.append(read.usage)
         quarantines.append(read.quarantine)
     non_empty = [u for u in usages if not u.empty]
@@ -124,7 +131,33 @@ def ingest(config: Config, only: set[str] | None = None) -> Intake:
     )
     vendor_rows = [v for v in vendor if not v.empty]
     vendor_all = pd.concat(vendor_rows, ignore_index=True) if vendor_rows else empty_vendor_carbon()
-    return Intake(usage, quarantine, files, gate, all_charges, vendor_all)
+    return Intake(usage, quarantine, files, gate, all_charges, vendor_all, limits, errors)
+
+
+def restate(
+    intake: Intake, usage: pd.DataFrame, charges: pd.DataFrame, extra: pd.DataFrame,
+    extra_gate: list[str],
+) -> Intake:  # fmt: skip
+    """The intake after validation moved rows to quarantine (`extra`): per-file stats recounted
+    (conservation re-checked), the gate re-evaluated with the validation's own failures."""
+    if extra.empty and not extra_gate:
+        return intake
+    quarantine = pd.concat([intake.quarantine, extra], ignore_index=True)
+    files = dict(intake.files)
+    for name in set(extra["source_file"]):
+        before = files[name]
+        if "cost_in" in before:  # a billing file
+            mine = charges[charges["source_file"] == name]
+            quarantined = int((quarantine["source_file"] == name).sum())
+            files[name] = {**before, "rows_accepted": len(mine), "runs": len(mine),
+                           "rows_quarantined": quarantined, "cost_in": cost_by_currency(mine)}  # fmt: skip
+            if len(mine) + quarantined != before["rows_read"]:
+                raise AssertionError(f"{name}: {before['rows_read']} read != {len(mine)} + {quarantined}")  # fmt: skip
+        else:
+            files[name] = _file_stats(usage, quarantine, name, before["rows_read"], before["kind"])
+    gate = [*_gate(files, intake.file_errors, intake.limits, log_errors=False), *extra_gate]
+    return replace(intake, usage=usage, charges=charges, quarantine=quarantine, files=files,
+                   gate_failures=gate)  # fmt: skip
 
 
 def _vendor_stats(
@@ -136,18 +169,23 @@ def _vendor_stats(
             "rows_quarantined": quarantined, "runs": 0, "not_attributed": {}}  # fmt: skip
 
 
-def _gate(stats: dict[str, dict[str, Any]], errors: dict[str, str], limit: float) -> list[str]:
-    """Gate failures of an input's files: unreadable files, too many quarantined rows."""
+def _gate(
+    stats: dict[str, dict[str, Any]], errors: dict[str, str], limit: float | dict[str, float],
+    log_errors: bool = True,
+) -> list[str]:  # fmt: skip
+    """Gate failures of files: unreadable files, too many quarantined rows (limit per file)."""
     failures = []
     for source_file, file_stats in stats.items():
         rows_read = file_stats["rows_read"]
+        file_limit = limit.get(source_file, 1.0) if isinstance(limit, dict) else limit
         if source_file in errors:
-            log.error("%s: %s", source_file, errors[source_file])
+            if log_errors:
+                log.error("%s: %s", source_file, errors[source_file])
             failures.append(f"{source_file}: {errors[source_file]}")
-        if rows_read and file_stats["rows_quarantined"] / rows_read > limit:
+        if rows_read and file_stats["rows_quarantined"] / rows_read > file_limit:
             failures.append(
                 f"{source_file}: {file_stats['rows_quarantined']} of {rows_read} rows quarantined "
-                f"(limit {limit:.0%})"
+                f"(limit {file_limit:.0%})"
             )
     return failures
 

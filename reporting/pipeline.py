@@ -22,6 +22,7 @@ from reporting.intake import Intake, all_input_files, ingest, input_paths
 from reporting.runstate import file_fingerprint, ledger_lock, read_state, write_state
 from reporting.summary import Period, build_context, build_summary
 from reporting.summary_cloud import cloud_block, vendor_in_period
+from reporting.validation import runlevel
 
 __all__ = ["Intake", "ingest", "ledger_root", "report", "run"]  # ingest lives in intake.py
 
@@ -71,11 +72,18 @@ def run(
         fingerprints = {name: file_fingerprint(path) for name, path in files.items()}
         changed = _with_whole_billing_inputs(config, _changed(root, fingerprints, options.force))
         intake = ingest(config, only=changed) if changed else None
-        timer.lap("ingest")
+        gate: list[str] = []
         if intake is not None:
-            _store(config, root, intake, {n: fingerprints[n] for n in changed}, options)
+            from reporting.validation.stage import Validator, validate_intake  # slow: lazily
+
+            validator = Validator()
+            intake, record = validate_intake(intake, config, run_date, validator, root)
+            timer.lap("ingest")
+            gate = _store(config, root, intake, {n: fingerprints[n] for n in changed}, options,
+                          (validator, record, run_date, out_dir))  # fmt: skip
+        else:
+            timer.lap("ingest")
         timer.lap("attribute_and_ledger")
-        gate = intake.gate_failures if intake else []
         reported = report(config, period, out_dir, run_date, gate)
         store.write_first_seen(root, reported.findings)
         timer.lap("report")
@@ -157,19 +165,30 @@ def _changed(root: Path, fingerprints: dict[str, dict[str, Any]], force: bool) -
 
 
 def _store(config: Config, root: Path, intake: Intake, processed: dict[str, dict[str, Any]],
-           options: RunOptions) -> None:  # fmt: skip
-    """Attribute the intake and commit it: ledger, factors, intake records, then the input state."""
+           options: RunOptions, checked: tuple[Any, dict[str, Any], date, Path]) -> list[str]:  # fmt: skip
+    """Attribute the validated intake and commit it: ledger, factors, intake records, validation
+    record, then the input state. Returns the gate failures (intake's and the ledger suite's)."""
     run_id = manifest.batch_id(processed)
     attribution = attribute_usage(intake.usage, config, run_id)
     cloud = attribute_charges(intake.charges, config, run_id)
     rows = pd.concat([r for r in (attribution.ledger, cloud.ledger) if not r.empty] or [attribution.ledger], ignore_index=True)  # fmt: skip
     periods = set(cloud.ledger["billing_period"].dropna())
+    from reporting.validation.docs import write_data_docs
+    from reporting.validation.stage import validate_ledger
+
+    validator, record, run_date, out_dir = checked
+    ledger_gate, ledger_suite = validate_ledger(validator, rows)
+    record = {**record, "suites": [*record["suites"], ledger_suite],
+              "gate": [*record["gate"], *ledger_gate]}  # fmt: skip
     written = store.write_ledger(root, rows, intake.files, options.after_step, periods)
     store.write_factors(root, register_frame(attribution.factors + cloud.factors))
     vendor_files = [n for n, f in intake.files.items() if f["kind"] in VENDOR_CARBON_KINDS]
     if vendor_files:
         store.write_vendor_carbon(root, intake.vendor_carbon, vendor_files)
     store.write_intake(root, intake.files, intake.quarantine)
+    runlevel.write_json(root, runlevel.RESULTS_FILE, record)
+    runlevel.record_counts(root, run_date, {"usage": len(intake.usage), "charges": len(intake.charges)})  # fmt: skip
+    write_data_docs(validator, out_dir)
     write_state(root, processed)  # last: a run killed before this point is redone next time
     log.info(
         "attributed %s runs and %s billing lines in %s ledger rows: %.1f kWh facility energy; "
@@ -180,6 +199,22 @@ def _store(config: Config, root: Path, intake: Intake, processed: dict[str, dict
         rows["facility_energy_kwh"].sum(),
         len(written),
     )
+    return [*intake.gate_failures, *ledger_gate]
+
+
+def check_inputs(
+    config: Config, run_date: date, docs_dir: Path | None = None
+) -> tuple[Intake, dict[str, Any]]:
+    """Ingest and validate every input, write nothing (GX Data Docs under `docs_dir` if given).
+    Drift needs the nightly history and is left to `run`; freshness uses `run_date`."""
+    from reporting.validation.docs import write_data_docs
+    from reporting.validation.stage import Validator, validate_intake
+
+    validator = Validator()
+    intake, record = validate_intake(ingest(config), config, run_date, validator)
+    if docs_dir is not None:
+        write_data_docs(validator, docs_dir)
+    return intake, record
 
 
 def report(
@@ -215,6 +250,9 @@ def report(
         rows, held[held["scope"] == "3.1"], intake, vendor_in_period(vendor, period)
     )
     summary = build_summary(rows, period, inputs, findings, gate_failures, cloud)
+    summary["validation"] = runlevel.summary_block(
+        root, store.read_quarantine(root), out_dir / "data_docs" / "index.html"
+    )
     waiting: dict[str, int] = {}
     for f in intake.values():
         for state, jobs in f["not_attributed"].items():

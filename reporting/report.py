@@ -239,6 +239,8 @@ def _view(context: Mapping[str, Any]) -> dict[str, Any]:
         "unallocated": UNALLOCATED,
         "scope_totals": {str(row["scope"]): row for row in context.get("by_scope") or []},
         "cloud": context.get("cloud"),
+        # contexts from before validation ran (or built by hand) have no validation record
+        "validation": context.get("validation") or {"suites": [], "warnings": []},
     }
 
 

@@ -41,7 +41,16 @@ def _ledger(folder: Path) -> dict[str, bytes]:
     return {
         str(p.relative_to(root)): p.read_bytes()
         for p in sorted(root.rglob("*"))
-        if p.is_file() and p.name not in (LOCK_FILE, "_findings_first_seen.json", "_notified.json")
+        # run records keyed by run date (first seen, notified, validation history) differ by design
+        if p.is_file()
+        and p.name
+        not in (
+            LOCK_FILE,
+            "_findings_first_seen.json",
+            "_notified.json",
+            "_validation.json",
+            "_validation_history.json",
+        )
     }
 
 
