@@ -5,6 +5,9 @@ and benchmarks.
         --start 2026-07-01 --end 2026-10-01 --out /tmp/atlas [--split month|none] [--expected F]
     python benchmarks/generate.py focus --rows 1000000 --seed 7 --start 2026-07-01 \\
         --end 2026-10-01 --out /tmp/focus.csv.gz [--bad-rows K] [--expected F]
+    python benchmarks/generate.py k8s --seed 7 --start 2026-07-01 --end 2026-10-01 \\
+        --out /tmp/k8s [--telemetry-out /tmp/dcgm --telemetry-start 2026-09-14 \\
+        --telemetry-days 7] [--expected F]
     python benchmarks/generate.py sample --out sample_logs/slurm
 
 ``sample`` writes exactly the committed sample (both clusters, fixed seeds, Q3 2026) plus
@@ -19,6 +22,13 @@ the sample).
 package next to this file describes its content); ``sample`` also writes the committed cloud
 sample, ``<out>/../cloud/focus-2026-Q3.csv``, and an ``EXPECTED.json`` next to it with the row
 count, BilledCost and EffectiveCost totals per currency, rows per ChargeCategory and untagged rows.
+
+``k8s`` writes the OpenCost ``/allocation`` responses of the ``helios`` inference cluster (one
+file per month, one 24 h step map per day) and, with ``--telemetry-out``, DCGM ``query_range``
+dumps for some consecutive days (the ``k8s`` package next to this file describes them).
+``sample`` also writes the committed Kubernetes and telemetry sample: ``<out>/../k8s/``,
+``<out>/../telemetry/helios/`` and ``<out>/../telemetry/atlas/`` (DCGM dumps for part of the
+atlas training jobs, chosen from the atlas sacct sample just written), each with EXPECTED.json.
 """
 
 from __future__ import annotations
@@ -32,14 +42,19 @@ import time
 from datetime import date
 
 if __package__:
-    from . import focus, sacct
+    from . import focus, k8s, sacct
 else:  # run as a script: python benchmarks/generate.py (Python puts this folder on sys.path)
     import focus
+    import k8s
     import sacct
 
 SAMPLE_START, SAMPLE_END = "2026-07-01", "2026-10-01"
 SAMPLE_RUNS = (("atlas", 3000, 20260701), ("nordic", 1000, 20260702))  # cluster, jobs, seed
 FOCUS_SAMPLE = ("focus-2026-Q3.csv", 3500, 20260703)  # file in <out>/../cloud, rows, seed
+K8S_SAMPLE = (20260704, "2026-09-14", 7)  # seed, first telemetry day (UTC), telemetry days
+# atlas telemetry: seed, sacct dump, first and end day (UTC) of the chosen jobs' starts
+ATLAS_TELEMETRY = (20260705, "sacct-2026-08.psv", "2026-08-01", "2026-08-11")
+ATLAS_TIMEZONE = "America/New_York"  # as sample_logs/greenops.toml reads atlas times
 
 
 def expected_manifest(command: str, runs: list[tuple[str, list]]) -> dict:
@@ -132,6 +147,71 @@ def write_focus_sample(slurm_out: str) -> None:
     write_json(os.path.join(folder, "EXPECTED.json"), focus_manifest(command, stats))
 
 
+def report_k8s(what: str, expected: dict | None, seconds: float | None) -> None:
+    if expected is not None:
+        took = "" if seconds is None else f" in {seconds:.2f} s"
+        print(f"{what}: {len(expected['files'])} file(s){took}", file=sys.stderr)
+
+
+def cmd_k8s(args: argparse.Namespace) -> int:
+    began = time.perf_counter()
+    allocations, telemetry = k8s.generate_helios(
+        args.seed, args.start, args.end, args.out, args.telemetry_out, args.telemetry_start,
+        args.telemetry_days,
+    )  # fmt: skip
+    report_k8s("opencost (+ dcgm)", allocations, time.perf_counter() - began)
+    report_k8s("dcgm", telemetry, None)
+    if args.expected:
+        command = (
+            f"generate.py k8s --seed {args.seed} --start {args.start} --end {args.end} "
+            f"--telemetry-start {args.telemetry_start} --telemetry-days {args.telemetry_days}"
+        )
+        payload = {"generator": command, "notes": k8s.K8S_NOTES, **allocations}
+        if telemetry is not None:
+            payload["telemetry"] = telemetry
+        k8s.write_expected(args.expected, payload)
+    return 0
+
+
+def write_k8s_sample(slurm_out: str, slurm_expected: dict) -> None:
+    """The committed Kubernetes and telemetry sample next to <slurm_out> (see the docstring)."""
+    root = os.path.normpath(os.path.join(slurm_out, os.pardir))
+    seed, first_day, days = K8S_SAMPLE
+    began = time.perf_counter()
+    allocations, helios = k8s.generate_helios(
+        seed, SAMPLE_START, SAMPLE_END, os.path.join(root, "k8s"),
+        os.path.join(root, "telemetry", "helios"), first_day, days,
+    )  # fmt: skip
+    report_k8s("k8s helios", allocations, time.perf_counter() - began)
+    command = (
+        f"generate.py sample (k8s --seed {seed} --start {SAMPLE_START} --end {SAMPLE_END} "
+        f"--telemetry-start {first_day} --telemetry-days {days})"
+    )
+    k8s.write_expected(
+        os.path.join(root, "k8s", "EXPECTED.json"),
+        {"generator": command, "notes": k8s.K8S_NOTES, **allocations},
+    )
+    atlas_seed, dump, first, last = ATLAS_TELEMETRY
+    bad = slurm_expected["files"][f"atlas/{dump}"]["bad_line_numbers"]
+    began = time.perf_counter()
+    atlas = k8s.generate_atlas(
+        atlas_seed, os.path.join(slurm_out, "atlas", dump), set(bad), first, last,
+        ATLAS_TIMEZONE, os.path.join(root, "telemetry", "atlas"),
+    )  # fmt: skip
+    report_k8s("telemetry atlas", atlas, time.perf_counter() - began)
+    k8s.write_expected(
+        os.path.join(root, "telemetry", "EXPECTED.json"),
+        {
+            "generator": f"{command}; atlas seed {atlas_seed}",
+            "notes": k8s.TELEMETRY_NOTES,
+            "step_s": k8s.STEP_S,
+            "max_gap_s": k8s.MAX_GAP_S,
+            "helios": helios,
+            "atlas": atlas,
+        },
+    )
+
+
 def cmd_sacct(args: argparse.Namespace) -> int:
     began = time.perf_counter()
     result = sacct.generate_dump(
@@ -166,10 +246,10 @@ def cmd_sample(args: argparse.Namespace) -> int:
         if result.oversubscribed_starts:
             raise SystemExit("the committed sample must never oversubscribe a node")
         runs.append((f"{cluster}/", result.files))
-    write_json(
-        os.path.join(args.out, "EXPECTED.json"), expected_manifest("generate.py sample", runs)
-    )
+    manifest = expected_manifest("generate.py sample", runs)
+    write_json(os.path.join(args.out, "EXPECTED.json"), manifest)
     write_focus_sample(args.out)
+    write_k8s_sample(args.out, manifest)
     return 0
 
 
@@ -225,8 +305,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     focus_cmd.add_argument("--expected", help="also write EXPECTED.json-style statistics here")
     focus_cmd.set_defaults(handler=cmd_focus)
+    k8s_cmd = commands.add_parser("k8s", help="OpenCost allocations (+ DCGM dumps) of helios")
+    k8s_cmd.add_argument("--seed", required=True, type=int)
+    k8s_cmd.add_argument("--start", default=SAMPLE_START, type=iso_date, help="first day, UTC")
+    k8s_cmd.add_argument("--end", default=SAMPLE_END, type=iso_date, help="day after the last")
+    k8s_cmd.add_argument("--out", required=True, help="folder for the opencost-*.json files")
+    k8s_cmd.add_argument("--telemetry-out", help="folder for dcgm-*.json dumps (default: none)")
+    k8s_cmd.add_argument(
+        "--telemetry-start", default=K8S_SAMPLE[1], type=iso_date, help="first telemetry day"
+    )
+    k8s_cmd.add_argument("--telemetry-days", default=K8S_SAMPLE[2], type=positive_int)
+    k8s_cmd.add_argument("--expected", help="also write EXPECTED.json-style statistics here")
+    k8s_cmd.set_defaults(handler=cmd_k8s)
     sample = commands.add_parser(
-        "sample", help="write the committed sample (both clusters and the cloud bill)"
+        "sample", help="write the committed sample (clusters, cloud bill, k8s and telemetry)"
     )
     sample.add_argument("--out", required=True)
     sample.set_defaults(handler=cmd_sample)
@@ -236,7 +328,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.command in ("sacct", "focus") and args.end <= args.start:
+    if args.command in ("sacct", "focus", "k8s") and args.end <= args.start:
         parser.error("--end must be after --start")
     if args.command == "focus" and args.rows < focus.minimum_rows(args.start, args.end):
         parser.error(f"--rows must be at least {focus.minimum_rows(args.start, args.end):,}")

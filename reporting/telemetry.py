@@ -233,6 +233,8 @@ def _job_interval_hits(jobs: pd.DataFrame, intervals: pd.DataFrame) -> pd.DataFr
 
 
 def _overlap_share(frame: pd.DataFrame, start: pd.Timestamp, end: pd.Timestamp) -> pd.Series:
+    if frame.empty:  # no telemetry for this row: an empty selection loses its datetime dtype
+        return pd.Series(dtype="float64")
     lo = np.maximum(frame["start"], start)
     hi = np.minimum(frame["end"], end)
     seconds = (hi - lo).dt.total_seconds().clip(lower=0)

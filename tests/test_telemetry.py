@@ -163,3 +163,24 @@ def test_coverage_status_and_blend() -> None:
     assert blend_gpu_energy(modelled, measured, coverage).tolist() == pytest.approx(
         [1.0, 1.0, 1.5, 2.0, 2.0]
     )
+
+
+def test_a_usage_row_without_any_telemetry_gets_zero_coverage() -> None:
+    from reporting.telemetry import telemetry_for_pods
+
+    usage = pd.DataFrame(
+        {
+            "usage_id": ["k8s:c:ns/p:1"],
+            "namespace": ["ns"],
+            "job_name": ["p"],
+            "started_at": [pd.Timestamp("2026-07-01", tz="UTC")],
+            "ended_at": [pd.Timestamp("2026-07-02", tz="UTC")],
+            "n_gpus": [1.0],
+        }
+    )
+    pods = pd.DataFrame(
+        columns=["namespace", "pod", "start", "end", "duration_s", "energy_kwh", "gpu_util_ratio"]
+    )
+    result = telemetry_for_pods(usage, pods)
+    assert result.iloc[0]["telemetry_gpu_energy_kwh"] == 0.0
+    assert result.iloc[0]["coverage_ratio"] == 0.0
