@@ -74,6 +74,7 @@ def _per_run(runs: pd.DataFrame, params: pd.DataFrame, config: Config) -> pd.Dat
             gpu_hours, core_hours, runs["mem_requested_gb"] * hours, facility_kwh, params
         ),
     )
+    _allocated_cost(frame, runs)
     modelled = frame["energy_method"] == "modelled"
     frame["gpu_util_factor_id"] = frame["gpu_util_factor_id"].where(
         it["gpu_util_defaulted"] & modelled
@@ -91,6 +92,17 @@ def _per_run(runs: pd.DataFrame, params: pd.DataFrame, config: Config) -> pd.Dat
     frame["memory_factor_id"] = frame["memory_factor_id"].where(modelled)
     frame["scope"] = "2"
     return owners.attribute_owners(frame, config.owners)
+
+
+def _allocated_cost(frame: pd.DataFrame, runs: pd.DataFrame) -> None:
+    """Rows whose source carries its own cost (OpenCost allocations) keep it, not the rate card."""
+    if "cost" not in runs.columns:
+        return
+    own = runs["cost"].notna()
+    frame.loc[own, "cost"] = runs.loc[own, "cost"].astype("float64")
+    frame.loc[own, "currency"] = runs.loc[own, "currency"]
+    frame.loc[own, "cost_basis"] = runs.loc[own, "source"].astype(str) + " allocation"
+    frame.loc[own, "rate_card_id"] = None
 
 
 def _energy_parts(it: pd.DataFrame, hours: pd.Series) -> dict[str, pd.Series]:

@@ -92,6 +92,8 @@ def _setup_logging(quiet: bool, verbose: bool, log_format: str = "text") -> None
         if log_format == "json"
         else logging.Formatter("%(levelname)s %(name)s: %(message)s")
     )
+    # Libraries stay at WARNING even when they set their own loggers lower (GX does).
+    handler.addFilter(lambda r: r.name.startswith("reporting") or r.levelno >= logging.WARNING)
     logging.basicConfig(level=logging.WARNING, handlers=[handler], force=True)
     logging.getLogger("reporting").setLevel(level)  # our stage lines; libraries stay at WARNING
 

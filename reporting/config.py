@@ -140,16 +140,20 @@ class Site(_Strict):
 
 
 class Input(_Strict):
-    # slurm; or a cloud billing export: focus, aws_cur, gcp_billing, azure_cost, or `billing`
-    # (the family is detected from each file's header)
-    # (the family is detected from each file's header); or a provider's own carbon export:
-    # aws_carbon, gcp_carbon, or `vendor_carbon` (detected)
+    # slurm; opencost (Kubernetes allocations: JSON API responses or CSV exports); a cloud
+    # billing export: focus, aws_cur, gcp_billing, azure_cost, or `billing` (the family is
+    # detected from each file's header); or a provider's own carbon export: aws_carbon,
+    # gcp_carbon, or `vendor_carbon` (detected)
     kind: Literal[
-        "slurm", "billing", "focus", "aws_cur", "gcp_billing", "azure_cost",
+        "slurm", "opencost", "billing", "focus", "aws_cur", "gcp_billing", "azure_cost",
         "vendor_carbon", "aws_carbon", "gcp_carbon",
     ]  # fmt: skip
     path: str  # glob, relative to the config file
-    site: str | None = None  # name of a [[sites]] entry (Slurm); billing lines carry their region
+    site: str | None = (
+        None  # [[sites]] entry of a cluster (slurm, opencost); billing lines carry their region
+    )
+    cluster: str | None = None  # opencost: the cluster name where the export carries none
+    currency: str = Field(default="USD", pattern=r"^[A-Z]{3}$")  # opencost: currency of its costs
     day_first: bool = False  # Azure exports with localised D/M/Y dates
     delimiter: str | None = None  # header-less dumps: the field separator (default "|")
     fields: list[str] | None = None  # header-less dumps: the --format field list, in order
@@ -248,8 +252,10 @@ class Config(_Strict):
         if len(set(names)) != len(names):
             raise ValueError(f"site names must be unique, got {names}")
         for i, inp in enumerate(self.inputs):
-            if inp.kind == "slurm" and inp.site is None:
-                raise ValueError(f"inputs[{i}].site: a slurm input needs the [[sites]] it ran on")
+            if inp.kind in ("slurm", "opencost") and inp.site is None:
+                raise ValueError(
+                    f"inputs[{i}].site: a {inp.kind} input needs the [[sites]] it ran on"
+                )
             if inp.site is not None and inp.site not in names:
                 raise ValueError(f"inputs[{i}].site {inp.site!r} is not a [[sites]] name ({names})")
         return self

@@ -20,6 +20,7 @@ from reporting.config import BILLING_KINDS, VENDOR_CARBON_KINDS, Config, Input
 from reporting.errors import InputError
 from reporting.ingest.billing.dispatch import empty_charges
 from reporting.ingest.billing.vendor_carbon import empty_vendor_carbon, read_vendor_carbon
+from reporting.ingest.opencost import read_opencost
 from reporting.ingest.slurm import FINAL_STATES, read_slurm
 from reporting.schema import empty_quarantine, empty_usage
 from reporting.site_params import check_config, resolve_gpu_models
@@ -97,6 +98,21 @@ def ingest(config: Config, only: set[str] | None = None) -> Intake:
             gate += _gate(stats, billing.file_errors, spec.max_quarantined_ratio)
             errors.update(billing.file_errors)
             continue
+        if spec.kind == "opencost":
+            pods = read_opencost(
+                paths, site=str(spec.site), cluster=spec.cluster, currency=spec.currency
+            )
+            pod_usage = _pod_usage(pods.usage, config)
+            stats = {
+                name: _file_stats(pod_usage, pods.quarantine, name, count, spec.kind)
+                for name, count in pods.rows_read.items()
+            }
+            files.update(stats)
+            gate += _gate(stats, pods.file_errors, spec.max_quarantined_ratio)
+            errors.update(pods.file_errors)
+            usages.append(pod_usage)
+            quarantines.append(pods.quarantine)
+            continue
         site = config.site(str(spec.site))
         read = read_slurm(
             paths,
@@ -167,6 +183,24 @@ def _vendor_stats(
         raise AssertionError(f"{name}: {read} read != {accepted} + {quarantined}")
     return {"source_file": name, "kind": kind, "rows_read": read, "rows_accepted": accepted,
             "rows_quarantined": quarantined, "runs": 0, "not_attributed": {}}  # fmt: skip
+
+
+def _pod_usage(usage: pd.DataFrame, config: Config) -> pd.DataFrame:
+    """OpenCost rows ready for attribution.
+
+    Pod labels act as tags (owner rules match them with `tag:<key>`); the node stands in for a
+    partition, so `[[sites.partitions]]` named after nodes give their GPU and CPU models. Idle
+    rows are node capacity minus allocations: negative when a node is overcommitted, which
+    means no idle capacity, not negative hardware, so their quantities are floored at 0 (their
+    cost is kept as OpenCost computed it).
+    """
+    pods = usage.assign(tags=usage["labels"], partition=usage["node"])
+    idle = pods["allocation_kind"] == "idle"
+    for column in ("n_cpus", "n_gpus", "mem_requested_gb"):
+        pods.loc[idle, column] = pods.loc[idle, column].clip(lower=0)
+    model, _ = resolve_gpu_models(pods.assign(gpu_type=None), config)
+    pods["gpu_model"] = pods["gpu_model"].where(pods["gpu_model"].notna(), model)
+    return pods
 
 
 def _gate(

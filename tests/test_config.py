@@ -108,4 +108,4 @@ def test_unknown_grid_zone_and_gpu_model_are_config_errors(tmp_path: Path) -> No
 
 def test_sample_config_loads() -> None:
     config = load_config(ROOT / "sample_logs" / "greenops.toml")
-    assert [s.name for s in config.sites] == ["atlas", "nordic"]
+    assert [s.name for s in config.sites] == ["atlas", "nordic", "helios"]

@@ -161,3 +161,36 @@ def test_csv_without_date_column(tmp_path: Path) -> None:
     read = read_opencost({"nodate.csv": path}, site="eu1")
     conserved(read)
     assert read.usage.empty and set(read.quarantine["check"]) == {"required_column"}
+
+
+def test_opencost_allocations_flow_through_the_pipeline_with_their_own_cost(tmp_path: Path) -> None:
+    import json as _json
+
+    from typer.testing import CliRunner
+
+    from reporting.cli import app
+
+    sample = (
+        Path(__file__).parent / "fixtures" / "k8s" / "opencost_swagger_allocation_example.raw.json"
+    )
+    (tmp_path / "alloc.json").write_bytes(sample.read_bytes())
+    (tmp_path / "greenops.toml").write_text(
+        '[organisation]\nname = "k8s"\n[[sites]]\nname = "kube"\ngrid_zone = "US-SRVC"\n'
+        'timezone = "UTC"\n[[inputs]]\nkind = "opencost"\npath = "alloc.json"\nsite = "kube"\n'
+        '[[owners]]\nmatch = { namespace = "^(?P<ns>.+)$" }\nteam = "{ns}"\n',
+        encoding="utf-8",
+    )
+    out = tmp_path / "out"
+    result = CliRunner().invoke(app, ["run", "--config", str(tmp_path / "greenops.toml"),
+                                      "--from", "2023-01-01", "--to", "2023-12-31", "--out", str(out)])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    summary = _json.loads((out / "summary.json").read_text())
+    allocations = [a for window in _json.loads(sample.read_text())["data"] for a in window.values()]
+    assert summary["totals"]["cost"]["USD"] == pytest.approx(
+        sum(a["totalCost"] for a in allocations)
+    )
+    [stats] = summary["inputs"]
+    assert stats["rows_read"] == stats["rows_accepted"] == len(allocations)
+    assert {t["team"] for t in summary["by_team"]} == {
+        a["properties"]["namespace"] for a in allocations
+    }

@@ -56,6 +56,7 @@ class Validator:
 
     def __init__(self) -> None:
         self.context = gx.get_context(mode="ephemeral")
+        self.context.delete_data_docs_site("local_site")  # ours is added by write_data_docs
         self.context.variables.progress_bars = gx.data_context.types.base.ProgressBarsConfig(
             globally=False
         )
