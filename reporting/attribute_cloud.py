@@ -18,6 +18,7 @@ import pandas as pd
 from reporting import factors as ft
 from reporting import owners
 from reporting.attribute import LINEAR_COLUMNS, split_by_day, to_ledger
+from reporting.billing_intake import billing_period_keys
 from reporting.cloud_energy import PROVIDER_PUE, cloud_energy
 from reporting.config import UNALLOCATED, Config
 from reporting.factors import Factor
@@ -52,8 +53,7 @@ def attribute_charges(charges: pd.DataFrame, config: Config, run_id: str) -> Clo
         cost=cost,
         cost_basis=basis,
         scope="3.1",
-        billing_period=charges["family"] + "|" + charges["billing_account_id"].fillna("")
-        + "|" + charges["billing_period_start"].dt.strftime("%Y-%m-%d").fillna(""),
+        billing_period=billing_period_keys(charges),
         **{c: energy[c] for c in energy.columns},
         **{c: places[c] for c in places.columns},
     )  # fmt: skip

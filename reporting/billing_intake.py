@@ -39,8 +39,30 @@ def read_billing_input(
             "runs": len(mine),
             "not_attributed": {},
             "cost_in": cost_by_currency(mine),
+            "billing_periods": sorted(set(billing_period_keys(mine))),
         }
     return read, files
+
+
+def billing_period_keys(charges: pd.DataFrame) -> pd.Series:
+    """Restatement key of each line: family|billing account|billing period start. A re-issued
+    export replaces every ledger row of the keys it carries (see ledger.write_ledger)."""
+    start = charges["billing_period_start"].dt.strftime("%Y-%m-%d").fillna("")
+    return charges["family"] + "|" + charges["billing_account_id"].fillna("") + "|" + start
+
+
+def superseded_files(
+    old: dict[str, dict[str, Any]], read_now: dict[str, Any], periods: set[str]
+) -> set[str]:
+    """Billing files recorded earlier whose every billing period this run restated: they hold
+    no ledger rows any more, so their intake records (and reconciliation lines) go too."""
+    return {
+        name
+        for name, record in old.items()
+        if name not in read_now
+        and record.get("billing_periods")
+        and set(record["billing_periods"]) <= periods
+    }
 
 
 def cost_by_currency(charges: pd.DataFrame) -> dict[str, dict[str, float]]:

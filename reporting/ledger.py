@@ -235,11 +235,17 @@ INTAKE_FILE = "_intake.json"
 QUARANTINE_FILE = "_quarantine.parquet"
 
 
-def write_intake(root: Path, intake: dict[str, dict[str, Any]], quarantine: pd.DataFrame) -> None:
-    """Per input file: what was read, accepted, quarantined, left waiting; replaces those files' records."""
-
+def write_intake(
+    root: Path,
+    intake: dict[str, dict[str, Any]],
+    quarantine: pd.DataFrame,
+    superseded: Iterable[str] = (),
+) -> None:
+    """Per input file: what was read, accepted, quarantined, left waiting; replaces those files'
+    records and drops those of `superseded` files (billing files wholly restated by others)."""
+    dropped = set(superseded)
     old = read_intake(root)
-    merged = {**old, **intake}
+    merged = {k: v for k, v in {**old, **intake}.items() if k not in dropped}
     root.mkdir(parents=True, exist_ok=True)
     tmp = root / f".{INTAKE_FILE}.tmp"
     tmp.write_text(
@@ -247,7 +253,7 @@ def write_intake(root: Path, intake: dict[str, dict[str, Any]], quarantine: pd.D
     )
     os.replace(tmp, root / INTAKE_FILE)
     old_q = read_quarantine(root)
-    kept = old_q[~old_q["source_file"].isin(intake)]
+    kept = old_q[~old_q["source_file"].isin(set(intake) | dropped)]
     rows = pd.concat([kept, quarantine], ignore_index=True).sort_values(
         ["source_file", "line", "check"], kind="stable"
     )

@@ -16,6 +16,7 @@ from reporting import manifest, notify, outputs
 from reporting.attribute import attribute_usage
 from reporting.attribute_cloud import attribute_charges
 from reporting.audit import audit_ledger
+from reporting.billing_intake import superseded_files
 from reporting.config import BILLING_KINDS, VENDOR_CARBON_KINDS, Config
 from reporting.factors import register_frame
 from reporting.intake import Intake, all_input_files, ingest, input_paths
@@ -173,6 +174,8 @@ def _store(config: Config, root: Path, intake: Intake, processed: dict[str, dict
     cloud = attribute_charges(intake.charges, config, run_id)
     rows = pd.concat([r for r in (attribution.ledger, cloud.ledger) if not r.empty] or [attribution.ledger], ignore_index=True)  # fmt: skip
     periods = set(cloud.ledger["billing_period"].dropna())
+    # Imported here, not at the top: Great Expectations takes seconds to import, and the
+    # report and notify verbs never need it.
     from reporting.validation.docs import write_data_docs
     from reporting.validation.stage import validate_ledger
 
@@ -185,7 +188,8 @@ def _store(config: Config, root: Path, intake: Intake, processed: dict[str, dict
     vendor_files = [n for n, f in intake.files.items() if f["kind"] in VENDOR_CARBON_KINDS]
     if vendor_files:
         store.write_vendor_carbon(root, intake.vendor_carbon, vendor_files)
-    store.write_intake(root, intake.files, intake.quarantine)
+    superseded = superseded_files(store.read_intake(root), intake.files, periods)
+    store.write_intake(root, intake.files, intake.quarantine, superseded)
     runlevel.write_json(root, runlevel.RESULTS_FILE, record)
     runlevel.record_counts(root, run_date, {"usage": len(intake.usage), "charges": len(intake.charges)})  # fmt: skip
     write_data_docs(validator, out_dir)

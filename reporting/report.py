@@ -27,6 +27,7 @@ import jinja2
 import weasyprint
 from weasyprint.urls import URLFetcher, URLFetcherResponse
 
+from .energy import ENERGY_METHODS
 from .errors import ReportingError
 
 TEMPLATE_NAME = "report.html"
@@ -36,7 +37,6 @@ KWH_SHOWN_AS_MWH_FROM = 10_000
 KG_PER_TONNE = 1_000
 RAW_MAX_CHARS = 200
 SOURCE_DATE_EPOCH = "SOURCE_DATE_EPOCH"
-ENERGY_METHODS = ("measured", "telemetry", "modelled", "extrapolated", "none")
 BREAKDOWNS = (
     ("by_team", "team", "team"),
     ("by_model", "model", "model"),

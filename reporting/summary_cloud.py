@@ -14,6 +14,7 @@ import pandas as pd
 
 from reporting.config import UNALLOCATED
 from reporting.energy import ENERGY_METHODS
+from reporting.summary import Period
 
 CENT = 0.005  # reconciliation tolerance: half a cent, for float sums of many lines
 
@@ -105,7 +106,7 @@ def reconciliation(held: pd.DataFrame, intake: dict[str, dict[str, Any]]) -> lis
     return rows
 
 
-def vendor_in_period(vendor: pd.DataFrame, period: Any) -> pd.DataFrame:
+def vendor_in_period(vendor: pd.DataFrame, period: Period) -> pd.DataFrame:
     """Vendor rows whose period starts in the report period (vendor exports are monthly: a
     report period that cuts a month shows the months it starts), latest model version only —
     AWS delivers old and new model versions side by side, and both would count twice."""

@@ -192,6 +192,11 @@ def test_a_restated_export_replaces_its_billing_period(tmp_path: Path) -> None:
     restated.write_text(focus_rows([{"BilledCost": "10"}, {"BilledCost": "25"}]), encoding="utf-8")
     assert run_cli(*args).exit_code == 0
     assert _ledger(tmp_path, config)["cost"].sum() == pytest.approx(35)
+    # The report reconciles the file that is there; v1, wholly restated, is no longer listed.
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    [line] = summary["cloud"]["reconciliation"]
+    assert line["source_file"] == "bills/2026-07-v2.csv" and line["reconciled"]
+    assert [i["source_file"] for i in summary["inputs"]] == ["bills/2026-07-v2.csv"]
     # Rewritten in place (the usual nightly CUR/FOCUS refresh): still replaced, never added.
     restated.write_text(focus_rows([{"BilledCost": "12"}]), encoding="utf-8")
     assert run_cli(*args).exit_code == 0

@@ -15,7 +15,6 @@ import io
 import json
 import re
 import zlib
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -290,7 +289,7 @@ def normalise_name(name: str) -> str:
 def text(records: pd.DataFrame, column: str | None) -> pd.Series:
     """A column as stripped text with placeholders (`NULL`, empty) as None; absent → all None."""
     if column is None or column not in records.columns:
-        return pd.Series(None, index=records.index, dtype=object)
+        return pd.Series([None] * len(records), index=records.index, dtype=object)
     values = records[column].astype(object).where(records[column].notna(), "").astype(str)
     values = values.str.strip()
     missing = values.str.lower().isin(NULL_TEXT)
@@ -402,6 +401,3 @@ def _charge_ids(raw: pd.Series, family: str) -> list[str]:
         n = seen[digest]
         ids.append(f"{family}:{digest}" + (f":{n}" if n > 1 else ""))
     return ids
-
-
-Detector = Callable[[list[str]], bool]
