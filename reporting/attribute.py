@@ -18,6 +18,7 @@ from reporting.factors import Factor
 from reporting.ingest.slurm import FINAL_STATES
 from reporting.schema import LEDGER_COLUMNS, LEDGER_SCHEMA
 from reporting.site_params import parameters
+from reporting.telemetry import usage_telemetry
 
 S_PER_HOUR = 3_600
 LINEAR_COLUMNS = (
@@ -32,6 +33,9 @@ LINEAR_COLUMNS = (
     "gpu_energy_kwh",
     "cpu_energy_kwh",
     "memory_energy_kwh",
+    "gpu_energy_telemetry_kwh",
+    "idle_gpu_hours",
+    "idle_gpu_energy_kwh",
 )
 
 
@@ -42,15 +46,30 @@ class Attribution:
     not_attributed: pd.DataFrame  # state, jobs: runs counted but not attributed (not over yet)
 
 
-def attribute_usage(usage: pd.DataFrame, config: Config, run_id: str) -> Attribution:
+def attribute_usage(
+    usage: pd.DataFrame, config: Config, run_id: str, telemetry: pd.DataFrame | None = None
+) -> Attribution:
+    """Ledger rows of the finished runs; `telemetry` (DCGM samples with their site) measures
+    the GPU energy and utilisation of the runs it covers."""
     over = usage["state"].isin(FINAL_STATES) & usage["ended_at"].notna()
     waiting = usage.loc[~over, "state"].replace("", "UNKNOWN").value_counts().sort_index()
     not_attributed = waiting.rename_axis("state").reset_index(name="jobs")
     runs = usage[over]
+    if telemetry is not None and not telemetry.empty:
+        measured = usage_telemetry(runs, telemetry, config.audit.idle_gpu.threshold)
+        runs = _with_telemetry(runs, measured)
     params, used = parameters(runs, config)
     per_run = _per_run(runs, params, config)
     ledger = to_ledger(split_by_day(per_run), run_id)
     return Attribution(ledger, used, not_attributed)
+
+
+def _with_telemetry(runs: pd.DataFrame, measured: pd.DataFrame) -> pd.DataFrame:
+    """Runs joined with their telemetry; DCGM's GPU utilisation replaces the scheduler's."""
+    joined = runs.join(measured.set_index("usage_id"), on="usage_id")
+    util = joined["telemetry_gpu_util_ratio"]
+    joined["gpu_util_ratio"] = util.where(util.notna(), joined["gpu_util_ratio"])
+    return joined
 
 
 def _per_run(runs: pd.DataFrame, params: pd.DataFrame, config: Config) -> pd.DataFrame:
@@ -59,8 +78,14 @@ def _per_run(runs: pd.DataFrame, params: pd.DataFrame, config: Config) -> pd.Dat
     facility_kwh = it["it_energy_kwh"] * params["pue"]
     gpu_hours = runs["n_gpus"].fillna(0) * hours
     core_hours = runs["n_cpus"].fillna(0) * hours
+    idle_s = runs.get("telemetry_idle_gpu_s", 0.0)
+    idle_kwh = runs.get("telemetry_idle_energy_kwh", 0.0)
     frame = runs.assign(
-        **_energy_parts(it, hours),
+        **{f"{p}_energy_kwh": it[f"{p}_energy_kwh"] for p in ("gpu", "cpu", "memory")},
+        gpu_energy_telemetry_kwh=it["gpu_energy_telemetry_kwh"],
+        telemetry_coverage_ratio=it["telemetry_coverage_ratio"],
+        idle_gpu_hours=pd.Series(idle_s, index=runs.index).fillna(0.0) / S_PER_HOUR,
+        idle_gpu_energy_kwh=pd.Series(idle_kwh, index=runs.index).fillna(0.0),
         it_energy_kwh=it["it_energy_kwh"],
         facility_energy_kwh=facility_kwh,
         energy_method=it["energy_method"],
@@ -75,13 +100,9 @@ def _per_run(runs: pd.DataFrame, params: pd.DataFrame, config: Config) -> pd.Dat
         ),
     )
     _allocated_cost(frame, runs)
-    modelled = frame["energy_method"] == "modelled"
-    frame["gpu_util_factor_id"] = frame["gpu_util_factor_id"].where(
-        it["gpu_util_defaulted"] & modelled
-    )
-    frame["gpu_power_factor_id"] = frame["gpu_power_factor_id"].where(
-        modelled & (runs["n_gpus"] > 0)
-    )
+    modelled = frame["energy_method"].isin(["modelled", "telemetry"])  # CPU, memory modelled
+    frame["gpu_util_factor_id"] = frame["gpu_util_factor_id"].where(it["gpu_util_defaulted"])
+    frame["gpu_power_factor_id"] = frame["gpu_power_factor_id"].where(it["gpu_model_used"])
     frame["cpu_util_factor_id"] = frame["cpu_util_factor_id"].where(
         it["cpu_util_defaulted"] & modelled
     )
@@ -105,18 +126,6 @@ def _allocated_cost(frame: pd.DataFrame, runs: pd.DataFrame) -> None:
     frame.loc[own, "rate_card_id"] = None
 
 
-def _energy_parts(it: pd.DataFrame, hours: pd.Series) -> dict[str, pd.Series]:
-    """IT kWh of GPUs, CPUs and memory. A measured total is split in the model's proportions,
-    so the parts always add up to it_energy_kwh (the audit prices waste from them)."""
-    scale = (it["it_energy_kwh"] / it["modelled_energy_kwh"]).where(
-        it["modelled_energy_kwh"] > 0, 0.0
-    )
-    return {
-        f"{part}_energy_kwh": it[f"{part}_power_w"] * hours / 1000 * scale
-        for part in ("gpu", "cpu", "memory")
-    }
-
-
 def _energy_notes(runs: pd.DataFrame, it: pd.DataFrame) -> pd.Series:
     """Why a row's energy is what it is, where that is not the plain case."""
     notes = pd.Series(None, index=runs.index, dtype=object)
@@ -124,6 +133,14 @@ def _energy_notes(runs: pd.DataFrame, it: pd.DataFrame) -> pd.Series:
     notes[rejected] = [
         f"measured {kwh:.6g} kWh rejected as implausible, modelled instead"
         for kwh in runs.loc[rejected, "measured_energy_kwh"]
+    ]
+    coverage = it["telemetry_coverage_ratio"].fillna(0.0)
+    complete = it["energy_method"] == "telemetry"
+    notes[complete] = "GPU energy measured by DCGM; CPU and memory modelled"
+    partial = (coverage > 0) & ~complete & (it["energy_method"] != "measured")
+    notes[partial] = [
+        f"GPU energy measured by DCGM for {c:.0%} of GPU-time, the rest modelled"
+        for c in coverage[partial]
     ]
     # A default CPU utilisation is recorded in cpu_util_factor_id, not repeated here.
     memory = it["memory_unknown"]
@@ -158,7 +175,8 @@ def split_by_day(per_run: pd.DataFrame, extra_linear: tuple[str, ...] = ()) -> p
         day=day.dt.date, slice_start_at=slice_start, slice_end_at=slice_end, slice_ratio=ratio
     )
     for column in (*LINEAR_COLUMNS, *extra_linear):
-        sliced[column] = sliced[column] * ratio
+        if column in sliced.columns:  # cloud lines carry no telemetry columns
+            sliced[column] = sliced[column] * ratio
     return sliced.reset_index(drop=True)
 
 

@@ -49,6 +49,7 @@ def attribute_charges(charges: pd.DataFrame, config: Config, run_id: str) -> Clo
         service=charges["service_name"],
         region=charges["region_id"],
         resource=charges["resource_id"],
+        resource_id=charges["resource_id"],
         state=charges["charge_category"],
         cost=cost,
         cost_basis=basis,
@@ -138,7 +139,8 @@ def share_costs(frame: pd.DataFrame, config: Config) -> pd.DataFrame:
         rows["team"] = list(share.index)
         rows["usage_id"] = [f"{line['usage_id']}#{t}" for t in share.index]
         for column in (*LINEAR_COLUMNS, *_CLOUD_LINEAR):
-            rows[column] = rows[column].astype("float64") * share.to_numpy()
+            if column in rows.columns:  # cloud lines carry no telemetry columns
+                rows[column] = rows[column].astype("float64") * share.to_numpy()
         rows["energy_note"] = "shared cost split over teams by tagged spend"
         pieces.append(rows)
     return pd.concat(pieces, ignore_index=True).astype({"started_at": "datetime64[s, UTC]",

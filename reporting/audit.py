@@ -17,12 +17,15 @@ import pandas as pd
 
 from reporting.audit_cloud import audit_cloud, is_cloud
 from reporting.audit_config import Audit, Rule
+from reporting.audit_k8s import workload_runs
 from reporting.schema import FINDING_COLUMNS
 
 FAILED_STATES = ("FAILED", "TIMEOUT", "OUT_OF_MEMORY", "NODE_FAIL")
 SUMMED = ("facility_energy_kwh", "it_energy_kwh", "gpu_energy_kwh", "cpu_energy_kwh",
-          "memory_energy_kwh", "co2e_location_kg", "cost", "gpu_hours", "cpu_core_hours")  # fmt: skip
+          "memory_energy_kwh", "co2e_location_kg", "cost", "gpu_hours", "cpu_core_hours",
+          "gpu_energy_telemetry_kwh", "idle_gpu_hours", "idle_gpu_energy_kwh")  # fmt: skip
 PER_RUN = ("site", "user", "account", "job_name", "owner", "team", "model", "phase", "state",
+           "source", "namespace", "workload",
            "n_gpus", "n_nodes", "gpu_util_ratio", "cpu_util_ratio", "mem_requested_gb", "mem_used_max_gb",
            "timelimit_s", "duration_s", "pue", "currency", "ended_at")  # fmt: skip
 S_PER_HOUR = 3_600
@@ -30,10 +33,16 @@ S_PER_HOUR = 3_600
 
 def runs_of(ledger: pd.DataFrame) -> pd.DataFrame:
     """One row per run: its slices in the period added up, its per-run fields taken once."""
+    # Ledgers written before telemetry and workloads were kept lack their columns.
+    missing = [c for c in (*SUMMED, *PER_RUN) if c not in ledger.columns]
+    ledger = ledger.assign(**dict.fromkeys(missing, None)) if missing else ledger
     grouped = ledger.groupby("usage_id", sort=True)
     sums = grouped[list(SUMMED)].sum(min_count=1)
     firsts = grouped[list(PER_RUN)].first()
-    return sums.join(firsts).reset_index()
+    runs = sums.join(firsts).reset_index()
+    return runs.assign(
+        **{c: runs[c].fillna(0.0) for c in ("idle_gpu_hours", "idle_gpu_energy_kwh")}
+    )
 
 
 def _found(runs: pd.DataFrame, mask: pd.Series, rule: str, settings: Rule, *, measured: pd.Series,
@@ -56,17 +65,24 @@ def _found(runs: pd.DataFrame, mask: pd.Series, rule: str, settings: Rule, *, me
 
 
 def _gpu_rules(runs: pd.DataFrame, audit: Audit) -> list[pd.DataFrame]:
+    """idle_gpu: DCGM saw GPUs at or below the idle utilisation for at least min_size GPU-seconds
+    (the idle part is the waste), or, without telemetry, the run's mean utilisation was that low
+    over min_size seconds (all of it is). low_gpu_util: the rest of the under-used GPU energy."""
     util = runs["gpu_util_ratio"]
     gpu_kwh = runs["gpu_energy_kwh"] * runs["pue"]
-    has_gpu_telemetry = (runs["n_gpus"] > 0) & util.notna()
-    idle = (
-        has_gpu_telemetry
-        & (util <= audit.idle_gpu.threshold)
-        & (runs["duration_s"] >= audit.idle_gpu.min_size)
+    has_gpu_util = (runs["n_gpus"] > 0) & util.notna()
+    measured_idle = (runs["n_gpus"] > 0) & (
+        runs["idle_gpu_hours"] * S_PER_HOUR >= audit.idle_gpu.min_size
     )
+    whole_idle = (has_gpu_util & (util <= audit.idle_gpu.threshold)
+                  & (runs["duration_s"] >= audit.idle_gpu.min_size))  # fmt: skip
+    idle = measured_idle | whole_idle
+    idle_kwh = pd.Series(np.where(whole_idle, gpu_kwh, runs["idle_gpu_energy_kwh"] * runs["pue"]),
+                         index=runs.index).where(idle, 0.0)  # fmt: skip
+    idle_hours = runs["gpu_hours"].where(whole_idle, runs["idle_gpu_hours"])
     low = (
-        has_gpu_telemetry
-        & ~idle
+        has_gpu_util
+        & ~whole_idle
         & (util < audit.low_gpu_util.threshold)
         & (runs["gpu_hours"] >= audit.low_gpu_util.min_size)
     )
@@ -74,18 +90,24 @@ def _gpu_rules(runs: pd.DataFrame, audit: Audit) -> list[pd.DataFrame]:
     found = []
     if audit.idle_gpu.enabled:
         found.append(_found(
-            runs, idle, "idle_gpu", audit.idle_gpu, measured=util, waste_kwh=gpu_kwh,
-            waste_gpu_hours=runs["gpu_hours"], formula="allocated GPU facility energy (all of it)",
-            message=lambda h: "GPUs idle: " + pct[h.index] + " % utilisation over "
-            + (h["gpu_hours"]).round(1).astype(str) + " GPU-hours",
+            runs, idle, "idle_gpu", audit.idle_gpu, measured=util, waste_kwh=idle_kwh,
+            waste_gpu_hours=idle_hours,
+            formula="facility energy of the idle GPU-hours (measured by DCGM; without telemetry, "
+            "the whole allocation's GPU energy)",
+            message=lambda h: "GPUs idle for " + idle_hours[h.index].round(1).astype(str)
+            + " of " + h["gpu_hours"].round(1).astype(str) + " GPU-hours (mean utilisation "
+            + pct[h.index] + " %)",
             action="Cancel idle allocations and check the job reaches the GPU (CUDA devices visible, "
-            "the data loader not blocking); request GPUs only for the steps that use them.",
+            "the data loader not blocking); request GPUs only for the steps that use them; for "
+            "inference fleets, scale replicas with the load.",
         ))  # fmt: skip
     if audit.low_gpu_util.enabled:
         found.append(_found(
             runs, low, "low_gpu_util", audit.low_gpu_util, measured=util,
-            waste_kwh=gpu_kwh * (1 - util), waste_gpu_hours=runs["gpu_hours"] * (1 - util),
-            formula="allocated GPU facility energy × (1 − GPU utilisation)",
+            waste_kwh=(gpu_kwh * (1 - util) - idle_kwh).clip(lower=0),
+            waste_gpu_hours=(runs["gpu_hours"] * (1 - util) - idle_hours.where(idle, 0.0)).clip(lower=0),
+            formula="allocated GPU facility energy × (1 − GPU utilisation), less the idle_gpu "
+            "finding's energy",
             message=lambda h: "GPU utilisation " + pct[h.index] + " % over "
             + h["gpu_hours"].round(1).astype(str) + " GPU-hours",
             action="Request fewer GPUs or a MIG slice; profile the data loader; batch inference "
@@ -217,7 +239,7 @@ def _cluster_findings(ledger: pd.DataFrame, audit: Audit) -> list[pd.DataFrame]:
     """Findings of the cluster rules, with each run's owner and context."""
     if ledger.empty:
         return []
-    runs = runs_of(ledger)
+    runs = workload_runs(runs_of(ledger))
     parts = [p for p in [*_gpu_rules(runs, audit), *_cpu_memory_rules(runs, audit), *_run_rules(runs, audit)]
              if not p.empty]  # fmt: skip
     if not parts:

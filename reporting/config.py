@@ -143,9 +143,10 @@ class Input(_Strict):
     # slurm; opencost (Kubernetes allocations: JSON API responses or CSV exports); a cloud
     # billing export: focus, aws_cur, gcp_billing, azure_cost, or `billing` (the family is
     # detected from each file's header); or a provider's own carbon export: aws_carbon,
-    # gcp_carbon, or `vendor_carbon` (detected)
+    # gcp_carbon, or `vendor_carbon` (detected); or GPU telemetry: dcgm (dcgm-exporter scrapes
+    # or Prometheus query_range JSON dumps of the site's GPUs)
     kind: Literal[
-        "slurm", "opencost", "billing", "focus", "aws_cur", "gcp_billing", "azure_cost",
+        "slurm", "opencost", "dcgm", "billing", "focus", "aws_cur", "gcp_billing", "azure_cost",
         "vendor_carbon", "aws_carbon", "gcp_carbon",
     ]  # fmt: skip
     path: str  # glob, relative to the config file
@@ -153,6 +154,9 @@ class Input(_Strict):
         None  # [[sites]] entry of a cluster (slurm, opencost); billing lines carry their region
     )
     cluster: str | None = None  # opencost: the cluster name where the export carries none
+    # opencost: the cluster's nodes are cloud instances billed in a billing input. Their bill
+    # lines are split over the pods by allocation share and the pods' own cost is not added.
+    cloud_nodes: bool = False
     currency: str = Field(default="USD", pattern=r"^[A-Z]{3}$")  # opencost: currency of its costs
     day_first: bool = False  # Azure exports with localised D/M/Y dates
     delimiter: str | None = None  # header-less dumps: the field separator (default "|")
@@ -252,7 +256,7 @@ class Config(_Strict):
         if len(set(names)) != len(names):
             raise ValueError(f"site names must be unique, got {names}")
         for i, inp in enumerate(self.inputs):
-            if inp.kind in ("slurm", "opencost") and inp.site is None:
+            if inp.kind in ("slurm", "opencost", "dcgm") and inp.site is None:
                 raise ValueError(
                     f"inputs[{i}].site: a {inp.kind} input needs the [[sites]] it ran on"
                 )

@@ -20,10 +20,12 @@ from reporting.config import BILLING_KINDS, VENDOR_CARBON_KINDS, Config, Input
 from reporting.errors import InputError
 from reporting.ingest.billing.dispatch import empty_charges
 from reporting.ingest.billing.vendor_carbon import empty_vendor_carbon, read_vendor_carbon
+from reporting.ingest.dcgm import empty_samples
 from reporting.ingest.opencost import read_opencost
 from reporting.ingest.slurm import FINAL_STATES, read_slurm
 from reporting.schema import empty_quarantine, empty_usage
 from reporting.site_params import check_config, resolve_gpu_models
+from reporting.telemetry_intake import coupled_usage_files, read_telemetry_input, site_span
 
 log = logging.getLogger("reporting")
 
@@ -40,6 +42,7 @@ class Intake:
     vendor_carbon: pd.DataFrame = field(default_factory=empty_vendor_carbon)  # providers' own
     limits: dict[str, float] = field(default_factory=dict)  # per file: max_quarantined_ratio
     file_errors: dict[str, str] = field(default_factory=dict)  # per file: why it was unreadable
+    telemetry: pd.DataFrame = field(default_factory=empty_samples)  # DCGM samples, with site
 
 
 def input_paths(config: Config, index: int, spec: Input) -> dict[str, Path]:
@@ -67,19 +70,37 @@ def all_input_files(config: Config) -> dict[str, Path]:
     }
 
 
-def ingest(config: Config, only: set[str] | None = None) -> Intake:
-    """Read the configured inputs (`only` these files, if given); bad lines go to quarantine."""
+def ingest(
+    config: Config, only: set[str] | None = None, recorded: dict[str, dict[str, Any]] | None = None
+) -> Intake:
+    """Read the configured inputs (`only` these files, if given); bad lines go to quarantine.
+
+    Telemetry is read first: with `only`, the usage files of `recorded` (the intake records of
+    the ledger) whose runs overlap new telemetry of their site are read again, to be joined."""
     check_config(config)
     usages, quarantines, files, gate = [], [empty_quarantine()], {}, []
     limits: dict[str, float] = {}
     errors: dict[str, str] = {}
     charges: list[pd.DataFrame] = []
     vendor: list[pd.DataFrame] = []
+    telemetry: list[pd.DataFrame] = [empty_samples()]
     for index, spec in enumerate(config.inputs):
-        paths = {
-            n: p for n, p in input_paths(config, index, spec).items() if only is None or n in only
-        }
-        if not paths:
+        paths = _selected(config, index, spec, only)
+        if spec.kind != "dcgm" or not paths:
+            continue
+        limits.update(dict.fromkeys(paths, spec.max_quarantined_ratio))
+        samples, rejected, stats, file_errors = read_telemetry_input(paths, spec)
+        telemetry.append(samples)
+        quarantines.append(rejected)
+        files.update(stats)
+        gate += _gate(stats, file_errors, spec.max_quarantined_ratio)
+        errors.update(file_errors)
+    all_samples = pd.concat(telemetry, ignore_index=True)
+    if only is not None and not all_samples.empty:
+        only = only | coupled_usage_files(recorded or {}, all_samples)
+    for index, spec in enumerate(config.inputs):
+        paths = _selected(config, index, spec, only)
+        if spec.kind == "dcgm" or not paths:
             continue
         limits.update(dict.fromkeys(paths, spec.max_quarantined_ratio))
         if spec.kind in VENDOR_CARBON_KINDS:
@@ -147,7 +168,14 @@ def ingest(config: Config, only: set[str] | None = None) -> Intake:
     )
     vendor_rows = [v for v in vendor if not v.empty]
     vendor_all = pd.concat(vendor_rows, ignore_index=True) if vendor_rows else empty_vendor_carbon()
-    return Intake(usage, quarantine, files, gate, all_charges, vendor_all, limits, errors)
+    return Intake(
+        usage, quarantine, files, gate, all_charges, vendor_all, limits, errors, all_samples
+    )
+
+
+def _selected(config: Config, index: int, spec: Input, only: set[str] | None) -> dict[str, Path]:
+    paths = input_paths(config, index, spec)
+    return {n: p for n, p in paths.items() if only is None or n in only}
 
 
 def restate(
@@ -194,7 +222,9 @@ def _pod_usage(usage: pd.DataFrame, config: Config) -> pd.DataFrame:
     means no idle capacity, not negative hardware, so their quantities are floored at 0 (their
     cost is kept as OpenCost computed it).
     """
-    pods = usage.assign(tags=usage["labels"], partition=usage["node"])
+    pods = usage.assign(
+        tags=usage["labels"], partition=usage["node"], resource_id=usage["provider_id"]
+    )
     idle = pods["allocation_kind"] == "idle"
     for column in ("n_cpus", "n_gpus", "mem_requested_gb"):
         pods.loc[idle, column] = pods.loc[idle, column].clip(lower=0)
@@ -236,6 +266,9 @@ def _file_stats(
         )
     waiting = mine.loc[~mine["state"].isin(FINAL_STATES) | mine["ended_at"].isna(), "state"]
     return {
+        **site_span(
+            str(mine["site"].iloc[0]) if len(mine) else "", mine["started_at"], mine["ended_at"]
+        ),
         "source_file": source_file,
         "kind": kind,
         "rows_read": rows_read,

@@ -17,14 +17,21 @@ METHODOLOGY = {
     "cpu_formula": "CPU W = n_cpus × (W_min + u_cpu × (W_max − W_min)); u_cpu = TotalCPU ÷ (Elapsed × NCPUS)",
     "memory_formula": "memory W = requested GB × W per GB",
     "energy_formula": "IT kWh = measured Slurm ConsumedEnergyRaw when its mean power per node is plausible, "
-    "else (GPU W + CPU W + memory W) × Elapsed; facility kWh = IT kWh × PUE",
+    "else GPU kWh + (CPU W + memory W) × Elapsed, where GPU kWh is measured by DCGM telemetry (the "
+    "energy counter's increase, else power integrated by the trapezoid rule; scrapes more than 300 s "
+    "apart are not integrated) over the share of the run's GPU-time it covers and GPU W × the rest; "
+    "facility kWh = IT kWh × PUE. Telemetry goes to Slurm jobs by host and time overlap (a host's GPUs "
+    "shared by GPU count) and to pods by their pod labels (a time-sliced GPU split equally among its pods)",
     "carbon_formula": "location-based kg = facility kWh × grid g/kWh ÷ 1000; market-based uses the site's "
     "contractual instruments and residual mix (equal to location-based when none are configured)",
     "embodied_note": "Embodied emissions are a management allocation (amortised hardware per GPU-hour, or per "
     "core-hour for CPU-only jobs), reported as Scope 3.2 beside Scope 2 and never added into it.",
     "audit_note": "Findings (defaults, each configurable under [audit]): idle GPU — GPU utilisation ≤ 1 % "
-    "for ≥ 30 min (Job Defense Shield), waste = the run's GPU energy; low GPU utilisation < 15 % on "
-    "≥ 1 GPU-hour (jobstats), waste = GPU energy × (1 − utilisation); low CPU efficiency < 65 % on "
+    "for ≥ 30 min (Job Defense Shield): with DCGM telemetry the idle GPU-hours it saw, waste = their "
+    "measured energy; without, a run whose mean utilisation is that low, waste = the run's GPU energy; "
+    "low GPU utilisation < 15 % on ≥ 1 GPU-hour (jobstats), waste = GPU energy × (1 − utilisation) "
+    "less the idle finding's; Kubernetes pods are judged per workload (namespace and controller) and "
+    "month, an autoscaling or right-sizing candidate; low CPU efficiency < 65 % on "
     "CPU-only runs of ≥ 10 core-hours (jobstats), waste = CPU energy × (1 − efficiency); memory "
     "over-request, peak used / requested < 0.35 (Job Defense Shield), waste = memory energy × (1 − "
     "ratio); time limit over-request, elapsed / limit < 0.2 (Job Defense Shield), no energy waste; "

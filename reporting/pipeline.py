@@ -17,12 +17,14 @@ from reporting.attribute import attribute_usage
 from reporting.attribute_cloud import attribute_charges
 from reporting.audit import audit_ledger
 from reporting.billing_intake import superseded_files
+from reporting.cloud_nodes import split_node_bills
 from reporting.config import BILLING_KINDS, VENDOR_CARBON_KINDS, Config
 from reporting.factors import register_frame
 from reporting.intake import Intake, all_input_files, ingest, input_paths
 from reporting.runstate import file_fingerprint, ledger_lock, read_state, write_state
 from reporting.summary import Period, build_context, build_summary
 from reporting.summary_cloud import cloud_block, vendor_in_period
+from reporting.telemetry_store import read_telemetry, write_telemetry
 from reporting.validation import runlevel
 
 __all__ = ["Intake", "ingest", "ledger_root", "report", "run"]  # ingest lives in intake.py
@@ -72,9 +74,10 @@ def run(
         files = all_input_files(config)
         fingerprints = {name: file_fingerprint(path) for name, path in files.items()}
         changed = _with_whole_billing_inputs(config, _changed(root, fingerprints, options.force))
-        intake = ingest(config, only=changed) if changed else None
+        intake = ingest(config, only=changed, recorded=store.read_intake(root)) if changed else None
         gate: list[str] = []
         if intake is not None:
+            changed |= set(intake.files)  # with the usage files new telemetry touches
             from reporting.validation.stage import Validator, validate_intake  # slow: lazily
 
             validator = Validator()
@@ -142,12 +145,19 @@ def notify_only(config: Config, out_dir: Path, run_date: date, findings: pd.Data
 
 def _with_whole_billing_inputs(config: Config, changed: set[str]) -> set[str]:
     """A billing input is re-read whole when any of its files changed: its billing periods are
-    then replaced entirely (restatements), so its unchanged files must come along."""
+    then replaced entirely (restatements), so its unchanged files must come along. With a
+    Kubernetes input on cloud nodes (`cloud_nodes`), it and every billing input are read
+    together whenever either changed: the node bills are split over its pods (cloud_nodes.py)."""
     result = set(changed)
+    coupled: set[str] = set()
     for index, spec in enumerate(config.inputs):
         names = set(input_paths(config, index, spec))
         if spec.kind in BILLING_KINDS and names & changed:
             result |= names
+        if spec.kind in BILLING_KINDS or spec.cloud_nodes:
+            coupled |= names
+    if any(s.cloud_nodes for s in config.inputs) and coupled & changed:
+        result |= coupled
     return result
 
 
@@ -170,9 +180,10 @@ def _store(config: Config, root: Path, intake: Intake, processed: dict[str, dict
     """Attribute the validated intake and commit it: ledger, factors, intake records, validation
     record, then the input state. Returns the gate failures (intake's and the ledger suite's)."""
     run_id = manifest.batch_id(processed)
-    attribution = attribute_usage(intake.usage, config, run_id)
+    attribution = attribute_usage(intake.usage, config, run_id, _telemetry(root, intake))
     cloud = attribute_charges(intake.charges, config, run_id)
-    rows = pd.concat([r for r in (attribution.ledger, cloud.ledger) if not r.empty] or [attribution.ledger], ignore_index=True)  # fmt: skip
+    cluster_rows, cloud_rows = split_node_bills(attribution.ledger, cloud.ledger)
+    rows = pd.concat([r for r in (cluster_rows, cloud_rows) if not r.empty] or [cluster_rows], ignore_index=True)  # fmt: skip
     periods = set(cloud.ledger["billing_period"].dropna())
     # Imported here, not at the top: Great Expectations takes seconds to import, and the
     # report and notify verbs never need it.
@@ -185,6 +196,9 @@ def _store(config: Config, root: Path, intake: Intake, processed: dict[str, dict
               "gate": [*record["gate"], *ledger_gate]}  # fmt: skip
     written = store.write_ledger(root, rows, intake.files, options.after_step, periods)
     store.write_factors(root, register_frame(attribution.factors + cloud.factors))
+    telemetry_files = [n for n, f in intake.files.items() if f["kind"] == "dcgm"]
+    if telemetry_files:
+        write_telemetry(root, intake.telemetry, telemetry_files)
     vendor_files = [n for n, f in intake.files.items() if f["kind"] in VENDOR_CARBON_KINDS]
     if vendor_files:
         store.write_vendor_carbon(root, intake.vendor_carbon, vendor_files)
@@ -204,6 +218,19 @@ def _store(config: Config, root: Path, intake: Intake, processed: dict[str, dict
         len(written),
     )
     return [*intake.gate_failures, *ledger_gate]
+
+
+def _telemetry(root: Path, intake: Intake) -> pd.DataFrame:
+    """This run's DCGM samples and those stored with the ledger, for the runs' sites and times
+    (a step either side, so that intervals at the runs' edges are complete)."""
+    usage = intake.usage
+    if usage.empty or not (usage["n_gpus"].fillna(0) > 0).any():
+        return intake.telemetry
+    margin = pd.Timedelta(minutes=30)
+    start, end = usage["started_at"].min() - margin, usage["ended_at"].max() + margin
+    stored = read_telemetry(root, set(usage["site"]), start, end, exclude=intake.files)
+    frames = [f for f in (stored, intake.telemetry) if not f.empty]
+    return pd.concat(frames, ignore_index=True) if frames else intake.telemetry
 
 
 def check_inputs(

@@ -73,6 +73,8 @@ LEDGER_SCHEMA = pa.schema(
         ("user", _STR),
         ("account", _STR),
         ("job_name", _STR),
+        ("namespace", _STR),  # Kubernetes pods: their namespace
+        ("workload", _STR),  # Kubernetes pods: the controller (deployment, job) they belong to
         ("state", _STR),
         ("started_at", _UTC),
         ("ended_at", _UTC),
@@ -99,6 +101,10 @@ LEDGER_SCHEMA = pa.schema(
         ("gpu_energy_kwh", _F64),
         ("cpu_energy_kwh", _F64),
         ("memory_energy_kwh", _F64),
+        ("gpu_energy_telemetry_kwh", _F64),  # IT kWh of the GPUs measured by DCGM
+        ("telemetry_coverage_ratio", _F64),  # share of the run's GPU-time DCGM covered
+        ("idle_gpu_hours", _F64),  # GPU-hours DCGM saw at or below the idle utilisation
+        ("idle_gpu_energy_kwh", _F64),  # IT kWh of those idle GPU-hours (measured)
         ("pue", _F64),
         ("facility_energy_kwh", _F64),
         ("energy_method", _STR),
@@ -134,6 +140,7 @@ LEDGER_SCHEMA = pa.schema(
         ("commitment_status", _STR),
         ("energy_class", _STR),  # compute, storage_ssd, storage_hdd, network, memory, unknown, none
         ("tags", _STR),  # JSON object text
+        ("resource_id", _STR),  # cloud lines: the resource; pods: their node's provider ID
         ("billed_cost", _F64),
         ("effective_cost", _F64),
         ("billing_period", _STR),  # restatement key: family|billing account|period start

@@ -89,6 +89,22 @@ def _energy_methods(ledger: pd.DataFrame) -> dict[str, float]:
     return {m: _round(by_method.get(m, 0.0) / total) if total > 0 else 0.0 for m in ENERGY_METHODS}
 
 
+def _gpu_energy(ledger: pd.DataFrame) -> dict[str, Any]:
+    """How the cluster GPUs' IT energy was obtained: DCGM telemetry, node counters or the model."""
+    cluster = ledger[ledger["scope"] == "2"]
+    total = float(cluster["gpu_energy_kwh"].sum())
+    telemetry = float(cluster["gpu_energy_telemetry_kwh"].fillna(0.0).sum())
+    node = float(cluster.loc[cluster["energy_method"] == "measured", "gpu_energy_kwh"].sum())
+    covered = cluster.loc[cluster["telemetry_coverage_ratio"].fillna(0) > 0, "usage_id"].nunique()
+    return {
+        "it_kwh": _round(total),
+        "telemetry_kwh": _round(telemetry),
+        "telemetry_share": _round(telemetry / total) if total > 0 else 0.0,
+        "node_measured_share": _round(node / total) if total > 0 else 0.0,
+        "runs_with_telemetry": int(covered),
+    }
+
+
 def build_summary(
     ledger: pd.DataFrame,
     period: Period,
@@ -108,6 +124,7 @@ def build_summary(
         **{name: _breakdown(ledger, key) for name, key in BREAKDOWNS.items()},
         "inputs": inputs,
         "energy_methods": _energy_methods(ledger),
+        "gpu_energy": _gpu_energy(ledger),
         "by_scope": _breakdown(ledger, "scope"),
         "cloud": cloud,
         "findings": _findings(findings),

@@ -19,10 +19,13 @@
 
 from __future__ import annotations
 
+import logging
 import re
 
 import numpy as np
 import pandas as pd
+
+log = logging.getLogger("reporting")
 
 MAX_GAP_S = 300.0
 COMPLETE_COVERAGE = 0.99
@@ -32,8 +35,10 @@ INTERVAL_COLUMNS = [
     "host", "device", "gpu", "uuid", "model", "start", "end", "duration_s", "energy_kwh",
     "method", "counter_reset", "gpu_util_ratio",
 ]  # fmt: skip
+IDLE_UTIL_RATIO = 0.01  # an interval at or below this GPU utilisation counts as idle
 TELEMETRY_COLUMNS = [
     "usage_id", "telemetry_gpu_energy_kwh", "coverage_ratio", "telemetry_gpu_util_ratio",
+    "telemetry_idle_gpu_s", "telemetry_idle_energy_kwh",
 ]  # fmt: skip
 
 
@@ -155,15 +160,18 @@ def pod_energy(intervals: pd.DataFrame, samples: pd.DataFrame) -> pd.DataFrame:
     return out[[*columns, "energy_kwh", "gpu_util_ratio"]]
 
 
-def telemetry_for_pods(usage: pd.DataFrame, pods: pd.DataFrame) -> pd.DataFrame:
+def telemetry_for_pods(
+    usage: pd.DataFrame, pods: pd.DataFrame, idle_util_ratio: float = IDLE_UTIL_RATIO
+) -> pd.DataFrame:
     """TELEMETRY_COLUMNS for pod usage rows (namespace + job_name = pod), by time overlap."""
-    rows = []
-    for row in usage[usage["n_gpus"].fillna(0) > 0].itertuples(index=False):
-        mine = pods[(pods["namespace"] == row.namespace) & (pods["pod"] == row.job_name)]
-        share = _overlap_share(mine, row.started_at, row.ended_at)
-        gpu_seconds = (row.n_gpus or 0) * (row.ended_at - row.started_at).total_seconds()
-        rows.append(_summary(row.usage_id, mine, share, share * mine["duration_s"], gpu_seconds))
-    return pd.DataFrame(rows, columns=TELEMETRY_COLUMNS)
+    rows = _gpu_rows(usage)
+    keyed = rows[["usage_id", "namespace", "job_name", "started_at", "ended_at"]]
+    hits = keyed.merge(
+        pods[pods["pod"].notna()], left_on=["namespace", "job_name"], right_on=["namespace", "pod"]
+    )
+    if not hits.empty:
+        hits = hits.assign(share=_overlap(hits) / hits["duration_s"].where(hits["duration_s"] > 0))
+    return _aggregate(rows, hits, idle_util_ratio)
 
 
 # ---- Slurm jobs ----------------------------------------------------------------------------
@@ -194,22 +202,20 @@ def _expand_one(pattern: str) -> list[str]:
     return [name + rest for name in names for rest in _expand_one(tail) or [""]]
 
 
-def job_energy(usage: pd.DataFrame, intervals: pd.DataFrame) -> pd.DataFrame:
+def job_energy(
+    usage: pd.DataFrame, intervals: pd.DataFrame, idle_util_ratio: float = IDLE_UTIL_RATIO
+) -> pd.DataFrame:
     """TELEMETRY_COLUMNS for Slurm GPU jobs: see the module docstring (3)."""
     jobs = _job_hosts(usage)
-    devices = intervals.groupby("host")["device"].nunique()
     hits = _job_interval_hits(jobs, intervals)
-    rows = []
-    for job in jobs.itertuples(index=False):
-        mine = hits[hits["usage_id"] == job.usage_id]
-        gpu_seconds = job.n_gpus * (job.ended_at - job.started_at).total_seconds()
-        if mine.empty:
-            rows.append(_summary(job.usage_id, mine, pd.Series(dtype=float), 0.0, gpu_seconds))
-            continue
-        host_gpus = mine["host"].map(devices).astype("float64")
-        share = mine["g"] / np.maximum(host_gpus, mine["sum_g"]) * mine["overlap"]
-        rows.append(_summary(job.usage_id, mine, share, share * mine["duration_s"], gpu_seconds))
-    return pd.DataFrame(rows, columns=TELEMETRY_COLUMNS)
+    if not hits.empty:
+        host_gpus = hits["host"].map(intervals.groupby("host")["device"].nunique())
+        hits = hits.assign(
+            share=hits["g"]
+            / np.maximum(host_gpus.astype("float64"), hits["sum_g"])
+            * hits["overlap"]
+        )
+    return _aggregate(jobs, hits, idle_util_ratio)
 
 
 def _job_hosts(usage: pd.DataFrame) -> pd.DataFrame:
@@ -222,39 +228,106 @@ def _job_hosts(usage: pd.DataFrame) -> pd.DataFrame:
 
 def _job_interval_hits(jobs: pd.DataFrame, intervals: pd.DataFrame) -> pd.DataFrame:
     """(job, interval) pairs on a shared host with time overlap (as a share of the interval)."""
-    per_host = jobs.explode("hosts").rename(columns={"hosts": "host"})
-    pairs = per_host.merge(intervals.reset_index(names="interval"), on="host")
-    lo = np.maximum(pairs["start"], pairs["started_at"])
-    hi = np.minimum(pairs["end"], pairs["ended_at"])
-    overlap_s = (hi - lo).dt.total_seconds()
+    per_host = _by_day(
+        jobs.explode("hosts").rename(columns={"hosts": "host"}), "started_at", "ended_at"
+    )
+    keyed = _by_day(intervals.reset_index(names="interval"), "start", "end")
+    # Joined per host and UTC day, so a quarter of jobs never meets a week of samples whole.
+    pairs = per_host.merge(keyed, on=["host", "bucket"]).drop_duplicates(["usage_id", "interval"])
+    overlap_s = _overlap(pairs)
     pairs = pairs[overlap_s > 0].assign(overlap=overlap_s / pairs["duration_s"])
     pairs["sum_g"] = pairs.groupby("interval")["g"].transform("sum")
     return pairs
 
 
-def _overlap_share(frame: pd.DataFrame, start: pd.Timestamp, end: pd.Timestamp) -> pd.Series:
-    if frame.empty:  # no telemetry for this row: an empty selection loses its datetime dtype
-        return pd.Series(dtype="float64")
-    lo = np.maximum(frame["start"], start)
-    hi = np.minimum(frame["end"], end)
-    seconds = (hi - lo).dt.total_seconds().clip(lower=0)
-    return (seconds / frame["duration_s"]).where(frame["duration_s"] > 0, 0.0)
+def _by_day(frame: pd.DataFrame, start: str, end: str) -> pd.DataFrame:
+    """One row per UTC day each row touches, in `bucket` (days since the epoch)."""
+    frame = frame.reset_index(drop=True)
+    first = frame[start].dt.floor("D")
+    days = ((frame[end].dt.floor("D") - first).dt.days + 1).clip(lower=1).astype("int64")
+    out = frame.loc[frame.index.repeat(days)]
+    offsets = np.concatenate([np.arange(n) for n in days]) if len(days) else np.array([], "int64")
+    epoch_days = ((first - pd.Timestamp(0, tz="UTC")).dt.days.to_numpy()).repeat(days)
+    return out.assign(bucket=epoch_days + offsets).reset_index(drop=True)
 
 
-def _summary(
-    usage_id: str, frame: pd.DataFrame, share: pd.Series, covered_s: pd.Series | float,
-    gpu_seconds: float,
-) -> dict[str, object]:  # fmt: skip
-    """A TELEMETRY row: energy share of each interval, covered GPU-seconds, weighted util."""
-    if frame.empty:
-        return dict(zip(TELEMETRY_COLUMNS, [usage_id, 0.0, 0.0, np.nan], strict=True))
-    energy = float((frame["energy_kwh"] * share).sum())
-    covered = float(np.sum(covered_s))
-    util = frame["gpu_util_ratio"]
-    weights = (share * frame["duration_s"]).where(util.notna(), 0.0)
-    mean_util = float((util.fillna(0) * weights).sum() / weights.sum()) if weights.sum() else np.nan
-    coverage = min(covered / gpu_seconds, 1.0) if gpu_seconds > 0 else 0.0
-    return dict(zip(TELEMETRY_COLUMNS, [usage_id, energy, coverage, mean_util], strict=True))
+def _gpu_rows(usage: pd.DataFrame) -> pd.DataFrame:
+    return usage[(usage["n_gpus"].fillna(0) > 0) & usage["ended_at"].notna()]
+
+
+def _overlap(frame: pd.DataFrame) -> pd.Series:
+    """Seconds of each interval inside its row's run (started_at, ended_at), at least 0."""
+    return _overlap_s(frame["start"], frame["end"], frame["started_at"], frame["ended_at"])
+
+
+def _overlap_s(
+    start: pd.Series, end: pd.Series, other_start: pd.Series, other_end: pd.Series
+) -> pd.Series:
+    # Series.where, not np.maximum: numpy ufuncs turn tz-aware times into slow object arrays.
+    lo = start.where(start > other_start, other_start)
+    hi = end.where(end < other_end, other_end)
+    return (hi - lo).dt.total_seconds().clip(lower=0)
+
+
+def _aggregate(rows: pd.DataFrame, hits: pd.DataFrame, idle_util_ratio: float) -> pd.DataFrame:
+    """Per usage row: Σ energy × share, covered GPU-seconds Σ share × duration (÷ the row's
+    GPU-seconds = coverage), time-weighted utilisation, and the GPU-seconds and energy of
+    intervals at or below `idle_util_ratio`. Rows without telemetry get zero coverage."""
+    gpu_seconds = (
+        rows.set_index("usage_id")["n_gpus"]
+        * (rows["ended_at"] - rows["started_at"]).dt.total_seconds().to_numpy()
+    )
+    out = pd.DataFrame({"usage_id": gpu_seconds.index}).set_index("usage_id")
+    if hits.empty:
+        sums = pd.DataFrame(index=out.index, columns=["energy", "covered", "util_w", "util_s",
+                                                      "idle_s", "idle_kwh"], dtype="float64")  # fmt: skip
+    else:
+        share = hits["share"].fillna(0.0)
+        seconds = share * hits["duration_s"]
+        util = hits["gpu_util_ratio"]
+        idle = util.notna() & (util <= idle_util_ratio)
+        parts = pd.DataFrame({
+            "usage_id": hits["usage_id"], "energy": hits["energy_kwh"] * share,
+            "covered": seconds, "util_w": (util * seconds).fillna(0.0),
+            "util_s": seconds.where(util.notna(), 0.0), "idle_s": seconds.where(idle, 0.0),
+            "idle_kwh": (hits["energy_kwh"] * share).where(idle, 0.0),
+        })  # fmt: skip
+        sums = parts.groupby("usage_id").sum().reindex(out.index)
+    sums = sums.fillna(0.0)
+    coverage = (sums["covered"] / gpu_seconds).where(gpu_seconds > 0, 0.0).clip(upper=1.0)
+    result = pd.DataFrame({
+        "usage_id": out.index, "telemetry_gpu_energy_kwh": sums["energy"].to_numpy(),
+        "coverage_ratio": coverage.to_numpy(dtype="float64"),
+        "telemetry_gpu_util_ratio": (sums["util_w"] / sums["util_s"].where(sums["util_s"] > 0)).to_numpy(),
+        "telemetry_idle_gpu_s": sums["idle_s"].to_numpy(),
+        "telemetry_idle_energy_kwh": sums["idle_kwh"].to_numpy(),
+    })  # fmt: skip
+    return result[TELEMETRY_COLUMNS].reset_index(drop=True)
+
+
+def usage_telemetry(
+    runs: pd.DataFrame, samples: pd.DataFrame, idle_util_ratio: float = IDLE_UTIL_RATIO
+) -> pd.DataFrame:
+    """TELEMETRY_COLUMNS for the GPU runs of each site with samples: OpenCost pods by their
+    pod labels, other runs (Slurm jobs) by host and time."""
+    parts = [pd.DataFrame(columns=TELEMETRY_COLUMNS)]
+    for site, site_samples in samples.groupby("site", sort=True):
+        mine = runs[runs["site"] == site]
+        if mine.empty:
+            continue
+        intervals, gaps = gpu_intervals(site_samples)
+        if not gaps.empty:
+            log.info("%s telemetry: %s pauses longer than %.0f s (%.1f kWh by the counters) are "
+                     "not attributed; the model fills those hours", site, len(gaps), MAX_GAP_S,
+                     gaps["energy_kwh"].sum())  # fmt: skip
+        pods = mine["source"] == "opencost"
+        if pods.any():
+            energy = pod_energy(intervals, site_samples)
+            parts.append(telemetry_for_pods(mine[pods], energy, idle_util_ratio))
+        if (~pods).any():
+            parts.append(job_energy(mine[~pods], intervals, idle_util_ratio))
+    found = [p for p in parts if not p.empty]
+    return pd.concat(found, ignore_index=True) if found else parts[0]
 
 
 # ---- energy hierarchy ----------------------------------------------------------------------

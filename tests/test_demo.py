@@ -6,17 +6,21 @@ import json
 import os
 import subprocess
 import sys
+from datetime import date
 from pathlib import Path
 
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
+from reporting.ledger import read_ledger
+
 ROOT = Path(__file__).parent.parent
 GREENOPS = Path(sys.executable).parent / "greenops"
 GOLDEN = Path(__file__).parent / "snapshots" / "demo_summary.json"
 EXPECTED = json.loads((ROOT / "sample_logs" / "slurm" / "EXPECTED.json").read_text())
 CLOUD_EXPECTED = json.loads((ROOT / "sample_logs" / "cloud" / "EXPECTED.json").read_text())
+TELEMETRY_EXPECTED = json.loads((ROOT / "sample_logs" / "telemetry" / "EXPECTED.json").read_text())
 CHECK_FOR_KIND = {
     "missing_field": {
         "field_count",
@@ -59,11 +63,37 @@ def test_every_sample_line_is_accounted_for(demo_out: Path) -> None:
     cloud = {f"cloud/{name}" for name in CLOUD_EXPECTED["files"]}
     k8s = {i for i in inputs if i.startswith("k8s/")}
     assert len(k8s) == 3  # one OpenCost response per month of the quarter
-    assert set(inputs) == set(EXPECTED["files"]) | cloud | k8s
+    telemetry = {f"telemetry/{site}/{name}" for site in ("atlas", "helios")
+                 for name in TELEMETRY_EXPECTED[site]["files"]}  # fmt: skip
+    assert set(inputs) == set(EXPECTED["files"]) | cloud | k8s | telemetry
     for name, expected in EXPECTED["files"].items():
         stats = inputs[name]
         assert stats["rows_read"] == expected["data_lines"], name
         assert stats["rows_accepted"] + stats["rows_quarantined"] == stats["rows_read"], name
+
+
+def test_dcgm_telemetry_is_read_whole_and_measures_the_covered_jobs(demo_out: Path) -> None:
+    summary = json.loads((demo_out / "summary.json").read_text())
+    inputs = {i["source_file"]: i for i in summary["inputs"]}
+    for site in ("atlas", "helios"):
+        for name, expected in TELEMETRY_EXPECTED[site]["files"].items():
+            stats = inputs[f"telemetry/{site}/{name}"]
+            assert stats["rows_read"] == stats["rows_accepted"] == expected["points"], name
+    ledger = read_ledger(demo_out / "ledger", date(2026, 7, 1), date(2026, 9, 30))
+    atlas = ledger[ledger["site"] == "atlas"]
+    job_ids = atlas["usage_id"].str.split(":").str[2]
+    for job in TELEMETRY_EXPECTED["atlas"]["jobs"]:  # whole-node jobs wholly covered
+        measured = atlas[job_ids == job["job_id"]]
+        assert set(measured["energy_method"]) == {"telemetry"}, job["job_name"]
+        # EXPECTED gives these jobs alone; here jobs ending or starting on the same hosts within
+        # a scrape interval take their seconds' share.
+        expected_kwh = job["telemetry_energy_kwh"]
+        assert measured["gpu_energy_kwh"].sum() == pytest.approx(expected_kwh, rel=1e-4)
+    helios = ledger[ledger["site"] == "helios"]["gpu_energy_telemetry_kwh"].sum()
+    # Pod-labelled telemetry inside the pods' windows (less than all pod-labelled intervals).
+    assert 0.99 * TELEMETRY_EXPECTED["helios"]["pod_energy_kwh"] <= helios
+    assert helios <= TELEMETRY_EXPECTED["helios"]["pod_energy_kwh"] + 1e-6
+    assert summary["gpu_energy"]["telemetry_share"] > 0
 
 
 def test_the_cloud_export_is_read_whole_and_reconciles_to_the_generator(demo_out: Path) -> None:

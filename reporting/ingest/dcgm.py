@@ -21,6 +21,7 @@ import json
 import math
 import re
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -127,7 +128,7 @@ def _text_time(timestamp_ms: str | None, scrape: pd.Timestamp | None) -> pd.Time
     return scrape.tz_convert("UTC") if scrape.tzinfo else scrape.tz_localize("UTC")
 
 
-def _point(name: str, value_text: str, when: pd.Timestamp) -> dict[str, Any]:
+def _point(name: str, value_text: str, when: datetime) -> dict[str, Any]:
     try:
         value = float(value_text)
     except ValueError:
@@ -177,15 +178,21 @@ def _read_json(body: str) -> tuple[list[dict[str, Any]], list[tuple[int, str, st
         if name is not None and name not in METRICS:
             skipped += len(points)
             continue
+        try:  # the series' labels are checked once for all its points
+            if name is None:
+                raise _Bad("labels", "the series has no __name__: which metric is unknown")
+            identity, problem = _identity(metric), None
+        except _Bad as failed:
+            identity, problem = {}, failed
         for point in points:
             number = len(good) + len(bad) + 1
-            raw = json.dumps({"metric": metric, "value": point}, default=str)
             try:
-                if name is None:
-                    raise _Bad("labels", "the series has no __name__: which metric is unknown")
-                good.append({**_identity(metric), **_json_point(name, point), "line": number})
-            except _Bad as problem:
-                bad.append((number, raw, problem.check, problem.reason))
+                if problem is not None:
+                    raise problem
+                good.append({**identity, **_json_point(name, point), "line": number})
+            except _Bad as failed:
+                raw = json.dumps({"metric": metric, "value": point}, default=str)
+                bad.append((number, raw, failed.check, failed.reason))
     return good, bad, skipped
 
 
@@ -200,8 +207,8 @@ def _json_point(name: str, point: Any) -> dict[str, Any]:
     if not isinstance(point, list) or len(point) != 2:
         raise _Bad("syntax", 'a point is not [unix_seconds, "value"]')
     try:
-        when = pd.Timestamp(float(point[0]), unit="s", tz="UTC")
-    except (TypeError, ValueError):
+        when = datetime.fromtimestamp(float(point[0]), tz=UTC)
+    except (TypeError, ValueError, OverflowError, OSError):
         raise _Bad("timestamp", f"{point[0]!r} is not a unix time") from None
     return _point(name, str(point[1]), when)
 
@@ -225,3 +232,8 @@ def _quarantine(bad: list[tuple[int, str, str, str]], source_file: str) -> pd.Da
         check=[b[2] for b in bad],
         reason=[b[3] for b in bad],
     )
+
+
+def empty_samples() -> pd.DataFrame:
+    """A samples table with no rows (and a `site` column, as the intake adds it)."""
+    return _samples([], "").assign(site=pd.Series(dtype=object))

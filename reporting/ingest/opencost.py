@@ -107,7 +107,7 @@ CSV_COLUMNS = {
 NUMBER_FIELDS = sorted(set(JSON_NUMBERS.values()) | {"ram_usage_max"})
 TEXT_FIELDS = ["name", *JSON_PROPERTIES.values()]
 EXTRA_COLUMNS = [
-    "labels", "cost", "currency", "cluster", "node", "provider_id", "allocation_kind",
+    "labels", "cost", "currency", "cluster", "node", "provider_id", "workload", "allocation_kind",
     "cpu_request_cores", "cpu_core_hours", "gpu_hours", "ram_usage_avg_gb", "cpu_cost",
     "gpu_cost", "ram_cost", "pv_cost", "network_cost", "total_efficiency",
 ]  # fmt: skip
@@ -346,6 +346,7 @@ def _usage(frame: pd.DataFrame, source_file: str, site: str, currency: str) -> p
             "duration_s": (ended - started).dt.total_seconds(),
             "namespace": namespace,
             "job_name": frame["pod"].fillna(frame["controller"]).fillna(frame["name"]),
+            "workload": frame["controller"].fillna(frame["pod"]).fillna(frame["name"]),
             "state": "COMPLETED",
             "node_list": frame["node"],
             "n_nodes": frame["node"].notna().astype("float64").where(frame["node"].notna()),

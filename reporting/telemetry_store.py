@@ -1,0 +1,61 @@
+"""DCGM samples kept with the ledger (`_telemetry/`), one parquet file per source file.
+
+Runs and the telemetry that measures them may be read on different nights; keeping the samples
+lets a run read later be joined with telemetry read earlier. Files are replaced atomically and
+written sorted, so the same samples give the same bytes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Iterable
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from reporting.ingest.dcgm import empty_samples
+
+TELEMETRY_DIR = "_telemetry"
+
+
+def _path(root: Path, source_file: str) -> Path:
+    # Source names are paths: hashed so that no name can reach outside the folder.
+    digest = hashlib.sha256(source_file.encode()).hexdigest()[:24]
+    return root / TELEMETRY_DIR / f"{digest}.parquet"
+
+
+def write_telemetry(root: Path, samples: pd.DataFrame, source_files: Iterable[str]) -> None:
+    """Replace the stored samples of `source_files` with theirs in `samples`."""
+    folder = root / TELEMETRY_DIR
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in sorted(set(source_files)):
+        mine = samples[samples["source_file"] == name]
+        mine = mine.sort_values(["host", "gpu", "metric", "timestamp", "line"], kind="stable")
+        table = pa.Table.from_pandas(mine.reset_index(drop=True), preserve_index=False)
+        tmp = folder / f".{_path(root, name).name}.tmp"
+        pq.write_table(table.replace_schema_metadata(None), tmp, compression="zstd")
+        os.replace(tmp, _path(root, name))
+
+
+def read_telemetry(
+    root: Path, sites: Iterable[str], start: pd.Timestamp, end: pd.Timestamp,
+    exclude: Iterable[str] = (),
+) -> pd.DataFrame:  # fmt: skip
+    """Stored samples of `sites` between start and end, without those of `exclude` files."""
+    folder = root / TELEMETRY_DIR
+    wanted, skipped = set(sites), set(exclude)
+    frames = [empty_samples()]
+    for path in sorted(folder.glob("*.parquet")) if folder.exists() else []:
+        frame = pq.read_table(path).to_pandas()
+        keep = (
+            frame["site"].isin(wanted)
+            & ~frame["source_file"].isin(skipped)
+            & (frame["timestamp"] >= start)
+            & (frame["timestamp"] <= end)
+        )
+        if keep.any():
+            frames.append(frame[keep])
+    return pd.concat(frames, ignore_index=True)
