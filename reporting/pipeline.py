@@ -24,6 +24,7 @@ from reporting.intake import Intake, all_input_files, ingest, input_paths
 from reporting.runstate import file_fingerprint, ledger_lock, read_state, write_state
 from reporting.summary import Period, build_context, build_summary
 from reporting.summary_cloud import cloud_block, vendor_in_period
+from reporting.telemetry_intake import telemetry_summary
 from reporting.telemetry_store import read_telemetry, write_telemetry
 from reporting.validation import runlevel
 
@@ -281,6 +282,7 @@ def report(
         rows, held[held["scope"] == "3.1"], intake, vendor_in_period(vendor, period)
     )
     summary = build_summary(rows, period, inputs, findings, gate_failures, cloud)
+    summary["telemetry"] = telemetry_summary(intake)
     summary["validation"] = runlevel.summary_block(
         root, store.read_quarantine(root), out_dir / "data_docs" / "index.html"
     )
