@@ -99,3 +99,18 @@ def test_unreadable_file_is_a_file_error(tmp_path: Path) -> None:
     read = read_dcgm({"gone.prom": tmp_path / "gone.prom"})
     assert read.rows_read == {"gone.prom": 0} and "gone.prom" in read.file_errors
     assert read.samples.empty and read.quarantine.empty
+
+
+def test_the_exporters_own_pod_is_not_charged_for_the_gpus(tmp_path: Path) -> None:
+    # Scraped without honor_labels or pod mapping: `pod` names the dcgm-exporter pod itself.
+    own = 'gpu="0",UUID="GPU-y",Hostname="n2",pod="nvidia-dcgm-exporter-7xk2p",namespace="gpu-operator"'
+    mapped = 'gpu="1",UUID="GPU-z",Hostname="n2",pod="llm-1",namespace="inf"'
+    path = tmp_path / "scrape.prom"
+    path.write_text(
+        f"DCGM_FI_DEV_POWER_USAGE{{{own}}} 250 1714521600000\n"
+        f"DCGM_FI_DEV_POWER_USAGE{{{mapped}}} 250 1714521600000\n"
+    )
+    read = read_dcgm({"scrape.prom": path})
+    conserved(read)
+    assert read.samples["pod"].tolist() == [None, "llm-1"]
+    assert read.samples["namespace"].tolist() == [None, "inf"]

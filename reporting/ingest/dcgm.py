@@ -40,6 +40,7 @@ SAMPLE_COLUMNS = [
     "metric", "timestamp", "value",
 ]  # fmt: skip
 _LINE = re.compile(r"^([A-Za-z_:][A-Za-z0-9_:]*)(\{(.*)\})?\s+(\S+)(?:\s+(-?\d+))?\s*$")
+_EXPORTER = re.compile(r"dcgm-exporter", re.IGNORECASE)
 _LABEL = re.compile(r'\s*([A-Za-z_][A-Za-z0-9_]*)\s*=\s*"((?:[^"\\]|\\.)*)"\s*(,|$)')
 
 
@@ -149,13 +150,19 @@ def _identity(labels: dict[str, str]) -> dict[str, str | None]:
         raise _Bad(
             "labels", "no Hostname and gpu/UUID labels: the sample cannot be placed on a GPU"
         )
+    pod = label("exported_pod", "pod")
+    if label("exported_pod") is None and _EXPORTER.search(pod or ""):
+        # Scraped without honor_labels and without the exporter's pod mapping: `pod` is the
+        # exporter's own pod, which must not be charged for the GPUs it watches.
+        return {"host": host, "gpu": gpu, "uuid": uuid, "model": label("modelName"),
+                "namespace": None, "pod": None, "container": None}  # fmt: skip
     return {
         "host": host,
         "gpu": gpu,
         "uuid": uuid,
         "model": label("modelName"),
         "namespace": label("exported_namespace", "namespace"),
-        "pod": label("exported_pod", "pod"),
+        "pod": pod,
         "container": label("exported_container", "container"),
     }
 
