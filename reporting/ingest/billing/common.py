@@ -56,6 +56,7 @@ CHARGE_COLUMNS = [
     "tags",  # JSON object text, keys normalised (see normalise_tags), sorted; "{}" if none
     "pricing_category",  # Standard, Dynamic (spot), Committed, Other, or None
     "commitment_status",  # Used, Unused or None
+    "line_item_id",  # the export's own line id where it has one (CUR identity/LineItemId)
 ]
 TIME_COLUMNS = ("billing_period_start", "charge_period_start", "charge_period_end")
 NUMBER_COLUMNS = ("consumed_quantity", "vcpus", "billed_cost", "effective_cost", "list_cost")
@@ -116,10 +117,32 @@ class RowProblems:
 
 
 def open_text(path: Path) -> io.TextIOBase:
-    """A text stream of a CSV/JSON file, gunzipped if its name ends in .gz; BOM removed."""
+    """A text stream of a CSV/JSON file, gunzipped if its name ends in .gz; BOM removed.
+
+    Bytes that are not UTF-8 come through as lone surrogates (`surrogateescape`), so that the
+    row holding them is quarantined (`encoding`) instead of the whole file being unreadable."""
     if path.name.endswith(".gz"):
-        return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8-sig", newline="")
-    return open(path, encoding="utf-8-sig", newline="")
+        return io.TextIOWrapper(
+            gzip.open(path, "rb"), encoding="utf-8-sig", errors="surrogateescape", newline=""
+        )
+    return open(path, encoding="utf-8-sig", errors="surrogateescape", newline="")
+
+
+_NOT_UTF8 = re.compile("[\udc80-\udcff]")  # what surrogateescape makes of a non-UTF-8 byte
+
+
+def visible(text: str) -> str:
+    """Text as it can be stored and shown: a byte that was not UTF-8 becomes `\\xff`."""
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
+def _bad_bytes(text: str) -> str | None:
+    """The reason a row's text is not UTF-8, or None."""
+    match = _NOT_UTF8.search(text)
+    if match is None:
+        return None
+    byte = ord(match.group()) - 0xDC00
+    return f"not valid UTF-8 (byte 0x{byte:02x} at column {match.start() + 1})"
 
 
 def read_raw(path: Path, source_name: str) -> RawTable:
@@ -150,21 +173,26 @@ def clean_header(fields: list[str]) -> list[str]:
 def _read_csv(path: Path, source_name: str) -> RawTable:
     with open_text(path) as stream:
         reader = csv.reader(stream)
-        header = clean_header(next(reader, []))
+        header = [visible(name) for name in clean_header(next(reader, []))]
         good: list[list[str]] = []
         lines: list[int] = []
         bad_lines: list[int] = []
         bad_raw: list[str] = []
         bad_reason: list[str] = []
+        bad_check: list[str] = []
         start = reader.line_num + 1
         for fields in reader:
             if not any(f.strip() for f in fields):  # blank line: not a row
                 start = reader.line_num + 1
                 continue
-            if len(fields) != len(header):
+            problem = _bad_bytes(_csv_text(fields))
+            if problem is None and len(fields) != len(header):
+                problem = f"{len(fields)} fields where the header has {len(header)}"
+            if problem is not None:
                 bad_lines.append(start)
-                bad_raw.append(_csv_text(fields))
-                bad_reason.append(f"{len(fields)} fields where the header has {len(header)}")
+                bad_raw.append(visible(_csv_text(fields)))
+                bad_reason.append(problem)
+                bad_check.append("encoding" if problem.startswith("not valid") else "field_count")
             else:
                 good.append(fields)
                 lines.append(start)
@@ -173,7 +201,7 @@ def _read_csv(path: Path, source_name: str) -> RawTable:
     records["line"] = pd.array(lines, dtype="int64")
     records["raw"] = [_csv_text(f) for f in good]
     quarantine = quarantine_frame(
-        source_file=source_name, line=bad_lines, raw=bad_raw, check="field_count", reason=bad_reason
+        source_file=source_name, line=bad_lines, raw=bad_raw, check=bad_check, reason=bad_reason
     )
     return RawTable(records, header, quarantine, len(good) + len(bad_lines))
 
@@ -244,10 +272,17 @@ def _read_json_lines(path: Path, source_name: str) -> RawTable:
     bad_lines: list[int] = []
     bad_raw: list[str] = []
     bad_reason: list[str] = []
+    bad_check: list[str] = []
     with open_text(path) as stream:
         for number, text in enumerate(stream, start=1):
             text = text.strip()
             if not text:
+                continue
+            if (problem := _bad_bytes(text)) is not None:
+                bad_lines.append(number)
+                bad_raw.append(visible(text))
+                bad_reason.append(problem)
+                bad_check.append("encoding")
                 continue
             try:
                 value = json.loads(text)
@@ -255,11 +290,13 @@ def _read_json_lines(path: Path, source_name: str) -> RawTable:
                 bad_lines.append(number)
                 bad_raw.append(text)
                 bad_reason.append(f"not valid JSON: {exc}")
+                bad_check.append("json")
                 continue
             if not isinstance(value, dict):
                 bad_lines.append(number)
                 bad_raw.append(text)
                 bad_reason.append("not a JSON object")
+                bad_check.append("json")
                 continue
             rows.append({str(k): _to_text(v) for k, v in value.items()})
             lines.append(number)
@@ -269,7 +306,7 @@ def _read_json_lines(path: Path, source_name: str) -> RawTable:
     records["line"] = pd.array(lines, dtype="int64")
     records["raw"] = raws
     quarantine = quarantine_frame(
-        source_file=source_name, line=bad_lines, raw=bad_raw, check="json", reason=bad_reason
+        source_file=source_name, line=bad_lines, raw=bad_raw, check=bad_check, reason=bad_reason
     )
     return RawTable(records, header, quarantine, len(rows) + len(bad_lines))
 
