@@ -42,7 +42,7 @@ def test_slurm_suite_quarantines_its_rows_with_the_format_named(validator: Valid
     checked = validate_tables(validator, usage, charge_frame([]))
     by_line = checked.quarantine.drop_duplicates("line").set_index("line")["check"].to_dict()
     assert by_line == {
-        2: "expect_compound_columns_to_be_unique:job_id+submitted_at",
+        2: "expect_compound_columns_to_be_unique:site+job_id+submitted_at",
         3: "expect_column_values_to_be_in_set:state",
         4: "expect_column_values_to_be_between:cpu_util_ratio",
         5: "expect_column_values_to_be_between:n_nodes",

@@ -8,7 +8,7 @@ rows: `usage` rows of `source == "slurm"`, `charges` rows of `family == "aws_cur
 Suites of formats with no rows this run are not run, so Data Docs list the formats read.
 
 Natural keys:
-- Slurm: job id + submit time. The reader already keeps one record per key (a job seen in
+- Slurm: cluster (site) + job id + submit time. The reader already keeps one record per key (a job seen in
   several dumps keeps its most final record; the others are quarantined as `duplicate`); the
   suite re-asserts the key on what the reader kept.
 - AWS CUR: `identity/LineItemId` + the usage interval start (CUR 2.0: `identity_line_item_id`),
@@ -87,9 +87,9 @@ def slurm_expectations() -> list[Any]:
             meta=meta(Q, "State is a Slurm job state"),
         ),
         E.ExpectCompoundColumnsToBeUnique(
-            column_list=["job_id", "submitted_at"],
+            column_list=["site", "job_id", "submitted_at"],  # job ids repeat across clusters
             ignore_row_if="any_value_is_missing",
-            meta=meta(Q, "job id + submit time is unique"),
+            meta=meta(Q, "cluster + job id + submit time is unique"),
         ),
         _between("n_nodes", 1, None, "NNodes ≥ 1"),
         _between("timelimit_s", 0, None, "Timelimit ≥ 0"),

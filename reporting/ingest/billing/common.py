@@ -8,10 +8,7 @@ column is parsed and a value it cannot parse quarantines the row, naming the col
 
 from __future__ import annotations
 
-import csv
-import gzip
 import hashlib
-import io
 import json
 import re
 import zlib
@@ -23,6 +20,7 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 
+from reporting.ingest.billing.csvlines import bad_bytes, csv_text, open_text, split_csv, visible
 from reporting.schema import empty_quarantine, quarantine_frame
 
 CHARGE_COLUMNS = [
@@ -116,35 +114,6 @@ class RowProblems:
 # ---- reading files as text ---------------------------------------------------------------
 
 
-def open_text(path: Path) -> io.TextIOBase:
-    """A text stream of a CSV/JSON file, gunzipped if its name ends in .gz; BOM removed.
-
-    Bytes that are not UTF-8 come through as lone surrogates (`surrogateescape`), so that the
-    row holding them is quarantined (`encoding`) instead of the whole file being unreadable."""
-    if path.name.endswith(".gz"):
-        return io.TextIOWrapper(
-            gzip.open(path, "rb"), encoding="utf-8-sig", errors="surrogateescape", newline=""
-        )
-    return open(path, encoding="utf-8-sig", errors="surrogateescape", newline="")
-
-
-_NOT_UTF8 = re.compile("[\udc80-\udcff]")  # what surrogateescape makes of a non-UTF-8 byte
-
-
-def visible(text: str) -> str:
-    """Text as it can be stored and shown: a byte that was not UTF-8 becomes `\\xff`."""
-    return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
-
-
-def _bad_bytes(text: str) -> str | None:
-    """The reason a row's text is not UTF-8, or None."""
-    match = _NOT_UTF8.search(text)
-    if match is None:
-        return None
-    byte = ord(match.group()) - 0xDC00
-    return f"not valid UTF-8 (byte 0x{byte:02x} at column {match.start() + 1})"
-
-
 def read_raw(path: Path, source_name: str) -> RawTable:
     """Read a billing file as text: CSV (optionally gzip), parquet, or JSON lines."""
     name = path.name.lower()
@@ -172,38 +141,19 @@ def clean_header(fields: list[str]) -> list[str]:
 
 def _read_csv(path: Path, source_name: str) -> RawTable:
     with open_text(path) as stream:
-        reader = csv.reader(stream)
-        header = [visible(name) for name in clean_header(next(reader, []))]
-        good: list[list[str]] = []
-        lines: list[int] = []
-        bad_lines: list[int] = []
-        bad_raw: list[str] = []
-        bad_reason: list[str] = []
-        bad_check: list[str] = []
-        start = reader.line_num + 1
-        for fields in reader:
-            if not any(f.strip() for f in fields):  # blank line: not a row
-                start = reader.line_num + 1
-                continue
-            problem = _bad_bytes(_csv_text(fields))
-            if problem is None and len(fields) != len(header):
-                problem = f"{len(fields)} fields where the header has {len(header)}"
-            if problem is not None:
-                bad_lines.append(start)
-                bad_raw.append(visible(_csv_text(fields)))
-                bad_reason.append(problem)
-                bad_check.append("encoding" if problem.startswith("not valid") else "field_count")
-            else:
-                good.append(fields)
-                lines.append(start)
-            start = reader.line_num + 1
-    records = pd.DataFrame(good, columns=_unique(header)) if good else _empty(header)
-    records["line"] = pd.array(lines, dtype="int64")
-    records["raw"] = [_csv_text(f) for f in good]
+        split = split_csv(stream)
+    header = split.header
+    records = pd.DataFrame(split.rows, columns=_unique(header)) if split.rows else _empty(header)
+    records["line"] = pd.array(split.lines, dtype="int64")
+    records["raw"] = [csv_text(f) for f in split.rows]
     quarantine = quarantine_frame(
-        source_file=source_name, line=bad_lines, raw=bad_raw, check=bad_check, reason=bad_reason
+        source_file=source_name,
+        line=[b[0] for b in split.bad],
+        raw=[b[1] for b in split.bad],
+        check=[b[2] for b in split.bad],
+        reason=[b[3] for b in split.bad],
     )
-    return RawTable(records, header, quarantine, len(good) + len(bad_lines))
+    return RawTable(records, header, quarantine, len(split.rows) + len(split.bad))
 
 
 def _empty(header: list[str]) -> pd.DataFrame:
@@ -218,12 +168,6 @@ def _unique(header: list[str]) -> list[str]:
         seen[name] = seen.get(name, 0) + 1
         result.append(name if seen[name] == 1 else f"{name}#{seen[name]}")
     return result
-
-
-def _csv_text(fields: list[str]) -> str:
-    out = io.StringIO()
-    csv.writer(out, lineterminator="").writerow(fields)
-    return out.getvalue()
 
 
 def _read_parquet(path: Path) -> RawTable:
@@ -278,7 +222,7 @@ def _read_json_lines(path: Path, source_name: str) -> RawTable:
             text = text.strip()
             if not text:
                 continue
-            if (problem := _bad_bytes(text)) is not None:
+            if (problem := bad_bytes(text)) is not None:
                 bad_lines.append(number)
                 bad_raw.append(visible(text))
                 bad_reason.append(problem)
