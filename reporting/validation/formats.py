@@ -8,17 +8,20 @@ rows: `usage` rows of `source == "slurm"`, `charges` rows of `family == "aws_cur
 Suites of formats with no rows this run are not run, so Data Docs list the formats read.
 
 Natural keys:
-- Slurm: cluster (site) + job id + submit time. The reader already keeps one record per key (a job seen in
-  several dumps keeps its most final record; the others are quarantined as `duplicate`); the
-  suite re-asserts the key on what the reader kept.
+- Slurm: cluster (site) + job id + submit time. Within an input the reader already keeps one
+  record per key (a job seen in several dumps keeps its most final record; the others are
+  quarantined as `duplicate`); across two inputs of the same cluster the suite quarantines the
+  later copy.
 - AWS CUR: `identity/LineItemId` + the usage interval start (CUR 2.0: `identity_line_item_id`),
   kept by the reader as `line_item_id` + `charge_period_start`. A repeated key is quarantined
   (the first copy in file order is kept).
 
-Hook for DCGM telemetry (#4, wired by its own change): add `"dcgm": Format("telemetry", None,
-None, dcgm_expectations)` to FORMATS and pass the telemetry samples to
-`run.validate_formats(validator, {"telemetry": samples}, ...)`; a failure's `on_failure` decides
-whether its rows are quarantined (that needs the telemetry rows' own restatement) or warned.
+Hook for DCGM telemetry (#4, wired by its own change, not here): declare
+`dcgm_expectations()` (e.g. power ≥ 0 and below the GPU's limit, counters not decreasing
+within a series, known metric names), add `"dcgm": Format("telemetry", None, None,
+dcgm_expectations)` to FORMATS, and call `run.check_table(validator, "telemetry", samples)` from
+the stage. Its `messages("warn")` and `messages("gate")` join the run's warnings and gate;
+quarantining samples (`found`) also needs the telemetry rows restated per file in the intake.
 """
 
 from __future__ import annotations
