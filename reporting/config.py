@@ -233,6 +233,10 @@ class Validation(_Strict):
     drift_history_nights: Annotated[int, Field(ge=1, le=366)] = 7  # nights in the trailing median
     # freshness: the latest ended_at / charge_period_end must reach run date − this many days
     max_input_lag_days: Annotated[int, Field(ge=0)] = 2
+    # sums: a billing month's charges total per currency outside [min, max] × the previous
+    # month's (pro rata while the month is in progress) is a warning
+    sum_min_ratio: Positive = 0.5
+    sum_max_ratio: Positive = 2.0
 
 
 class Config(_Strict):

@@ -207,6 +207,7 @@ def _store(config: Config, root: Path, intake: Intake, processed: dict[str, dict
     store.write_intake(root, intake.files, intake.quarantine, superseded)
     runlevel.write_json(root, runlevel.RESULTS_FILE, record)
     runlevel.record_counts(root, run_date, {"usage": len(intake.usage), "charges": len(intake.charges)})  # fmt: skip
+    runlevel.record_totals(root, record.get("billing_totals", {}))
     write_data_docs(validator, out_dir)
     write_state(root, processed)  # last: a run killed before this point is redone next time
     log.info(

@@ -13,6 +13,10 @@ import pandas as pd
 import pyarrow as pa
 
 QUARANTINE_COLUMNS = ["source_file", "line", "raw", "check", "reason"]
+# Optional column a reader may add to its quarantine rows: what the row would have carried, as
+# far as its fields could be read ({"cost", "currency"} for a billing line, {"usage": {...}} for a
+# run). The validate stage turns it into per-file estimates and drops it: it is never stored.
+CARRIED = "carried"
 
 # One row per policy breach of one run; finding_id is stable across nights (rule + usage_id).
 FINDING_COLUMNS = [

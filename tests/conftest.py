@@ -5,7 +5,11 @@ import io
 import shutil
 from pathlib import Path
 
+import pandas as pd
 import pytest
+
+from reporting.ingest.billing.common import CHARGE_COLUMNS
+from reporting.schema import empty_usage
 
 FIXTURES = Path(__file__).parent / "fixtures"
 HB_FIELDS = (
@@ -83,3 +87,25 @@ def focus_rows(rows: list[dict[str, str]]) -> str:
     writer.writerow(FOCUS_HEADER)
     writer.writerows(lines)
     return text.getvalue()
+
+
+T = pd.Timestamp
+
+
+def usage_frame(rows: list[dict]) -> pd.DataFrame:
+    """Canonical usage rows (one-hour Slurm runs), each dict overriding the defaults."""
+    base = {"source": "slurm", "source_file": "a.psv", "site": "c", "state": "COMPLETED",
+            "started_at": T("2026-07-01T00:00Z"), "ended_at": T("2026-07-01T01:00Z"),
+            "duration_s": 3600.0, "n_nodes": 1.0, "n_cpus": 8.0, "n_gpus": 1.0,
+            "measured_energy_kwh": None, "lines_merged": 2, "raw": "raw"}  # fmt: skip
+    frame = pd.DataFrame([{**base, "line": i + 1, "usage_id": f"u{i}", **r} for i, r in enumerate(rows)])  # fmt: skip
+    return pd.concat([empty_usage(), frame], ignore_index=True)
+
+
+def charge_frame(rows: list[dict]) -> pd.DataFrame:
+    """Canonical charges (one-hour USD usage lines), each dict overriding the defaults."""
+    base = {"source_file": "f.csv", "charge_period_start": T("2026-07-01T00:00Z"),
+            "charge_period_end": T("2026-07-01T01:00Z"), "charge_category": "Usage",
+            "billed_cost": 1.0, "currency": "USD"}  # fmt: skip
+    frame = pd.DataFrame([{**base, "line": i + 1, "charge_id": f"c{i}", **r} for i, r in enumerate(rows)])  # fmt: skip
+    return frame.reindex(columns=CHARGE_COLUMNS)

@@ -12,11 +12,9 @@ import pytest
 from typer.testing import CliRunner
 
 from reporting.cli import app
-from reporting.ingest.billing.common import CHARGE_COLUMNS
-from reporting.schema import empty_usage
 from reporting.validation import runlevel
 from reporting.validation.run import Validator, validate_ledger, validate_tables
-from tests.conftest import focus_rows
+from tests.conftest import charge_frame, focus_rows, usage_frame
 
 T = pd.Timestamp
 
@@ -26,25 +24,8 @@ def validator() -> Validator:
     return Validator()
 
 
-def _usage(rows: list[dict]) -> pd.DataFrame:
-    base = {"source": "slurm", "source_file": "a.psv", "site": "c", "state": "COMPLETED",
-            "started_at": T("2026-07-01T00:00Z"), "ended_at": T("2026-07-01T01:00Z"),
-            "duration_s": 3600.0, "n_nodes": 1.0, "n_cpus": 8.0, "n_gpus": 1.0,
-            "measured_energy_kwh": None, "lines_merged": 2, "raw": "raw"}  # fmt: skip
-    frame = pd.DataFrame([{**base, "line": i + 1, "usage_id": f"u{i}", **r} for i, r in enumerate(rows)])  # fmt: skip
-    return pd.concat([empty_usage(), frame], ignore_index=True)
-
-
-def _charges(rows: list[dict]) -> pd.DataFrame:
-    base = {"source_file": "f.csv", "charge_period_start": T("2026-07-01T00:00Z"),
-            "charge_period_end": T("2026-07-01T01:00Z"), "charge_category": "Usage",
-            "billed_cost": 1.0, "currency": "USD"}  # fmt: skip
-    frame = pd.DataFrame([{**base, "line": i + 1, "charge_id": f"c{i}", **r} for i, r in enumerate(rows)])  # fmt: skip
-    return frame.reindex(columns=CHARGE_COLUMNS)
-
-
 def test_bad_usage_rows_are_quarantined_with_the_expectation_named(validator: Validator) -> None:
-    usage = _usage([
+    usage = usage_frame([
         {},
         {"duration_s": -5.0},
         {"ended_at": T("2026-06-30T00:00Z")},
@@ -53,7 +34,7 @@ def test_bad_usage_rows_are_quarantined_with_the_expectation_named(validator: Va
         {"usage_id": "u0"},  # a second u0: the later copy goes
         {"measured_energy_kwh": 50.0},  # 50 kW on one node: warned, kept (attribute models it)
     ])  # fmt: skip
-    checked = validate_tables(validator, usage, _charges([]))
+    checked = validate_tables(validator, usage, charge_frame([]))
     by_line = checked.quarantine.drop_duplicates("line").set_index("line")["check"].to_dict()
     assert by_line == {
         2: "expect_column_values_to_be_between:duration_s",
@@ -69,7 +50,7 @@ def test_bad_usage_rows_are_quarantined_with_the_expectation_named(validator: Va
 
 
 def test_bad_charges_are_quarantined_and_negative_cost_is_accepted(validator: Validator) -> None:
-    charges = _charges([
+    charges = charge_frame([
         {"billed_cost": -40.0, "charge_category": "Credit"},
         {"currency": "usd"},
         {"charge_category": "Refund"},
@@ -77,7 +58,7 @@ def test_bad_charges_are_quarantined_and_negative_cost_is_accepted(validator: Va
         {"charge_period_end": T("2026-06-01T00:00Z")},
         {"charge_id": "c0"},
     ])  # fmt: skip
-    checked = validate_tables(validator, _usage([]).iloc[0:0], charges)
+    checked = validate_tables(validator, usage_frame([]).iloc[0:0], charges)
     assert checked.quarantine.set_index("line")["check"].to_dict() == {
         2: "expect_column_values_to_match_regex:currency",
         3: "expect_column_values_to_be_in_set:charge_category",
@@ -115,9 +96,9 @@ def test_row_count_drift_warns_after_a_history(tmp_path: Path) -> None:
 
 
 def test_stale_inputs_warn() -> None:
-    usage = _usage([{}])
-    assert runlevel.freshness_warnings(usage, _charges([]), date(2026, 7, 3), 2) == []
-    (warning,) = runlevel.freshness_warnings(usage, _charges([]), date(2026, 7, 10), 2)
+    usage = usage_frame([{}])
+    assert runlevel.freshness_warnings(usage, charge_frame([]), date(2026, 7, 3), 2) == []
+    (warning,) = runlevel.freshness_warnings(usage, charge_frame([]), date(2026, 7, 10), 2)
     assert "usage: the latest ended_at is 2026-07-01 01:00 UTC" in warning
 
 

@@ -11,13 +11,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from reporting.ingest import slurm_values as sv
 from reporting.ingest.lines import FileProblem, quarantine_all, split_delimited
-from reporting.schema import empty_quarantine, empty_usage, quarantine_frame
+from reporting.schema import CARRIED, empty_quarantine, empty_usage, quarantine_frame
 
 # sacct field name (lower-case) → our column name. Only these fields are used.
 FIELDS = {
@@ -150,14 +151,30 @@ def _jobs_with_steps(
     ]
     good_steps = steps[step_problems["check"].isna()]
     usage = _merge_steps(jobs[job_problems["check"].isna()], good_steps, source_file, site)
+    carried = _carried(jobs, job_problems, steps, step_problems, source_file, site)
     quarantine = pd.concat(
         [
-            _quarantine_rows(jobs, job_problems, source_file),
+            _quarantine_rows(jobs, job_problems, source_file).assign(**{CARRIED: carried}),
             _quarantine_rows(steps, step_problems, source_file),
         ],
         ignore_index=True,
     )
     return usage, quarantine
+
+
+def _carried(
+    jobs: pd.DataFrame, job_problems: pd.DataFrame, steps: pd.DataFrame,
+    step_problems: pd.DataFrame, source_file: str, site: str,
+) -> list[dict[str, Any]]:  # fmt: skip
+    """Each quarantined job's run as far as its fields parsed (unparsed ones are NaN), merged
+    with its steps: what the validate stage estimates the row's energy and cost from."""
+    bad = job_problems["check"].notna()
+    if not bad.any():
+        return []
+    own = steps["run_key"].isin(set(jobs.loc[bad, "run_key"]))
+    own &= step_problems["check"] == "job_quarantined"
+    runs = _merge_steps(jobs[bad], steps[own], source_file, site)
+    return [{"usage": run} for run in runs.drop(columns="raw").to_dict("records")]
 
 
 def _with_run_keys(records: pd.DataFrame) -> pd.DataFrame:

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import date
 from pathlib import Path
 from typing import Any
 
 from reporting.config import Config
 from reporting.intake import Intake, restate
+from reporting.schema import CARRIED
 from reporting.validation import runlevel
+from reporting.validation.carried import carried_by_file
 from reporting.validation.run import SUITE_VERSION, Validator, validate_ledger, validate_tables
 
 __all__ = ["Validator", "validate_intake", "validate_ledger"]
@@ -19,10 +22,11 @@ def validate_intake(
 ) -> tuple[Intake, dict[str, Any]]:
     """Row-level suites (quarantine), run-level checks (warnings); `root` holds the drift
     history (None: read it if given elsewhere, never write — the `validate` verb)."""
-    checked = validate_tables(validator, intake.usage, intake.charges)
+    checked = validate_tables(validator, intake.usage, intake.charges, intake.vendor_carbon)
     settings = config.validation
     counts = {"usage": len(intake.usage), "charges": len(intake.charges)}
     history = runlevel.read_json(root, runlevel.HISTORY_FILE) if root else {}
+    totals = runlevel.billing_totals(checked.charges, f"{config.billing.cost_basis}_cost")
     warnings = [
         *checked.warnings,
         *runlevel.drift_warnings(
@@ -31,6 +35,12 @@ def validate_intake(
         *runlevel.freshness_warnings(
             intake.usage, intake.charges, run_date, settings.max_input_lag_days
         ),
+        *runlevel.sums_warnings(
+            totals,
+            runlevel.read_json(root, runlevel.TOTALS_FILE) if root else {},
+            settings.sum_min_ratio,
+            settings.sum_max_ratio,
+        ),
     ]
     record = {
         "suite_version": SUITE_VERSION,
@@ -38,6 +48,19 @@ def validate_intake(
         "suites": checked.suites,
         "warnings": warnings,
         "gate": checked.gate,
+        "billing_totals": totals,  # kept in the history by the run once the ledger is written
     }
     restated = restate(intake, checked.usage, checked.charges, checked.quarantine, checked.gate)
-    return restated, record
+    return with_carried(restated, config), record
+
+
+def with_carried(intake: Intake, config: Config) -> Intake:
+    """Each file's record gains what its quarantined rows would have carried (estimates); the
+    quarantine loses the `carried` column readers attach, so what is stored keeps its shape."""
+    carried = carried_by_file(intake.quarantine, config)
+    files = {
+        name: {**record, "quarantine_carried": carried[name]} if name in carried else record
+        for name, record in intake.files.items()
+    }
+    quarantine = intake.quarantine.drop(columns=CARRIED, errors="ignore")
+    return replace(intake, files=files, quarantine=quarantine)

@@ -190,6 +190,8 @@ def read(table: RawTable, source_file: str) -> FamilyRead:
     frame["pricing_category"] = _pricing(cur, kind)
     frame["tags"] = _tags(cur, problems)
     _describe(cur, frame)
+    # with the usage start, the natural key the validation's aws_cur suite checks
+    frame["line_item_id"] = cur.get("identity/LineItemId")
     frame["line"] = records["line"]
     frame["raw"] = records["raw"]
     bad = problems.mask(records.index)

@@ -8,10 +8,7 @@ column is parsed and a value it cannot parse quarantines the row, naming the col
 
 from __future__ import annotations
 
-import csv
-import gzip
 import hashlib
-import io
 import json
 import re
 import zlib
@@ -23,6 +20,7 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 
+from reporting.ingest.billing.csvlines import bad_bytes, csv_text, open_text, split_csv, visible
 from reporting.schema import empty_quarantine, quarantine_frame
 
 CHARGE_COLUMNS = [
@@ -56,6 +54,7 @@ CHARGE_COLUMNS = [
     "tags",  # JSON object text, keys normalised (see normalise_tags), sorted; "{}" if none
     "pricing_category",  # Standard, Dynamic (spot), Committed, Other, or None
     "commitment_status",  # Used, Unused or None
+    "line_item_id",  # the export's own line id where it has one (CUR identity/LineItemId)
 ]
 TIME_COLUMNS = ("billing_period_start", "charge_period_start", "charge_period_end")
 NUMBER_COLUMNS = ("consumed_quantity", "vcpus", "billed_cost", "effective_cost", "list_cost")
@@ -115,13 +114,6 @@ class RowProblems:
 # ---- reading files as text ---------------------------------------------------------------
 
 
-def open_text(path: Path) -> io.TextIOBase:
-    """A text stream of a CSV/JSON file, gunzipped if its name ends in .gz; BOM removed."""
-    if path.name.endswith(".gz"):
-        return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8-sig", newline="")
-    return open(path, encoding="utf-8-sig", newline="")
-
-
 def read_raw(path: Path, source_name: str) -> RawTable:
     """Read a billing file as text: CSV (optionally gzip), parquet, or JSON lines."""
     name = path.name.lower()
@@ -149,33 +141,19 @@ def clean_header(fields: list[str]) -> list[str]:
 
 def _read_csv(path: Path, source_name: str) -> RawTable:
     with open_text(path) as stream:
-        reader = csv.reader(stream)
-        header = clean_header(next(reader, []))
-        good: list[list[str]] = []
-        lines: list[int] = []
-        bad_lines: list[int] = []
-        bad_raw: list[str] = []
-        bad_reason: list[str] = []
-        start = reader.line_num + 1
-        for fields in reader:
-            if not any(f.strip() for f in fields):  # blank line: not a row
-                start = reader.line_num + 1
-                continue
-            if len(fields) != len(header):
-                bad_lines.append(start)
-                bad_raw.append(_csv_text(fields))
-                bad_reason.append(f"{len(fields)} fields where the header has {len(header)}")
-            else:
-                good.append(fields)
-                lines.append(start)
-            start = reader.line_num + 1
-    records = pd.DataFrame(good, columns=_unique(header)) if good else _empty(header)
-    records["line"] = pd.array(lines, dtype="int64")
-    records["raw"] = [_csv_text(f) for f in good]
+        split = split_csv(stream)
+    header = split.header
+    records = pd.DataFrame(split.rows, columns=_unique(header)) if split.rows else _empty(header)
+    records["line"] = pd.array(split.lines, dtype="int64")
+    records["raw"] = [csv_text(f) for f in split.rows]
     quarantine = quarantine_frame(
-        source_file=source_name, line=bad_lines, raw=bad_raw, check="field_count", reason=bad_reason
+        source_file=source_name,
+        line=[b[0] for b in split.bad],
+        raw=[b[1] for b in split.bad],
+        check=[b[2] for b in split.bad],
+        reason=[b[3] for b in split.bad],
     )
-    return RawTable(records, header, quarantine, len(good) + len(bad_lines))
+    return RawTable(records, header, quarantine, len(split.rows) + len(split.bad))
 
 
 def _empty(header: list[str]) -> pd.DataFrame:
@@ -190,12 +168,6 @@ def _unique(header: list[str]) -> list[str]:
         seen[name] = seen.get(name, 0) + 1
         result.append(name if seen[name] == 1 else f"{name}#{seen[name]}")
     return result
-
-
-def _csv_text(fields: list[str]) -> str:
-    out = io.StringIO()
-    csv.writer(out, lineterminator="").writerow(fields)
-    return out.getvalue()
 
 
 def _read_parquet(path: Path) -> RawTable:
@@ -244,10 +216,17 @@ def _read_json_lines(path: Path, source_name: str) -> RawTable:
     bad_lines: list[int] = []
     bad_raw: list[str] = []
     bad_reason: list[str] = []
+    bad_check: list[str] = []
     with open_text(path) as stream:
         for number, text in enumerate(stream, start=1):
             text = text.strip()
             if not text:
+                continue
+            if (problem := bad_bytes(text)) is not None:
+                bad_lines.append(number)
+                bad_raw.append(visible(text))
+                bad_reason.append(problem)
+                bad_check.append("encoding")
                 continue
             try:
                 value = json.loads(text)
@@ -255,11 +234,13 @@ def _read_json_lines(path: Path, source_name: str) -> RawTable:
                 bad_lines.append(number)
                 bad_raw.append(text)
                 bad_reason.append(f"not valid JSON: {exc}")
+                bad_check.append("json")
                 continue
             if not isinstance(value, dict):
                 bad_lines.append(number)
                 bad_raw.append(text)
                 bad_reason.append("not a JSON object")
+                bad_check.append("json")
                 continue
             rows.append({str(k): _to_text(v) for k, v in value.items()})
             lines.append(number)
@@ -269,7 +250,7 @@ def _read_json_lines(path: Path, source_name: str) -> RawTable:
     records["line"] = pd.array(lines, dtype="int64")
     records["raw"] = raws
     quarantine = quarantine_frame(
-        source_file=source_name, line=bad_lines, raw=bad_raw, check="json", reason=bad_reason
+        source_file=source_name, line=bad_lines, raw=bad_raw, check=bad_check, reason=bad_reason
     )
     return RawTable(records, header, quarantine, len(rows) + len(bad_lines))
 

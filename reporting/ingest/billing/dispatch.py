@@ -7,6 +7,7 @@ family (or another family than the configured one) has every row quarantined wit
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,9 +21,22 @@ from reporting.ingest.billing.common import (
     RawTable,
     RowProblems,
     finish_charges,
+    normalise_name,
+    parse_decimal,
     read_raw,
+    text,
 )
-from reporting.schema import empty_quarantine
+from reporting.schema import CARRIED, empty_quarantine
+
+# A family's cost and currency columns as written (normalised keys, first found wins): what a
+# quarantined row would have been billed, read from its raw fields (see `_with_carried_cost`).
+RAW_COST = {
+    "focus": (("billedcost",), ("billingcurrency",)),
+    "aws_cur": (("lineitemunblendedcost",), ("lineitemcurrencycode",)),
+    "gcp_billing": (("cost",), ("currency",)),
+    "azure_cost": (("costinbillingcurrency", "cost", "pretaxcost"),
+                   ("billingcurrency", "billingcurrencycode", "currency")),
+}  # fmt: skip
 
 READERS: dict[str, tuple[Callable[[list[str]], bool], Callable[..., FamilyRead]]] = {
     "focus": (focus.detect, focus.read),
@@ -68,13 +82,13 @@ def read_billing(paths: dict[str, Path], kind: str, *, day_first: bool = False) 
         family = detect_family(table.columns)
         wanted = family if kind == "billing" else kind
         if family is None or family != wanted:
-            quarantines.append(_wrong_family(table, name, kind, family))
+            quarantines.append(_with_carried_cost(_wrong_family(table, name, kind, family), table, family))  # fmt: skip
             continue
         result.families[name] = family
         read = _read_family(family, table, name, day_first)
         result.views[name] = _view(family, table)
         charges.append(read.charges)
-        quarantines.append(read.quarantine)
+        quarantines.append(_with_carried_cost(read.quarantine, table, family))
     non_empty = [c for c in charges if not c.empty]
     result.charges = pd.concat(non_empty, ignore_index=True) if non_empty else empty_charges()
     result.quarantine = pd.concat(quarantines, ignore_index=True)
@@ -106,3 +120,36 @@ def _wrong_family(table: RawTable, name: str, kind: str, family: str | None) -> 
         reason = f"the header looks like a {family} export, but the input's kind is {kind!r}: fix the kind or the path"  # fmt: skip
     problems.add(pd.Series(True, index=table.records.index), "format", reason)
     return problems.quarantine(table.records, name)
+
+
+def _with_carried_cost(
+    quarantine: pd.DataFrame, table: RawTable, family: str | None
+) -> pd.DataFrame:
+    """Quarantined rows with the cost they would have carried (`carried` = {cost, currency}),
+    where the family's cost column parses as a number beside a three-letter currency."""
+    if quarantine.empty or family is None:
+        return quarantine
+    by_key: dict[str, str] = {}
+    for name in table.columns:
+        by_key.setdefault(_header_key(name), name)
+    cost_keys, currency_keys = RAW_COST[family]
+    records = table.records
+    cost, _ = parse_decimal(text(records, next((by_key[k] for k in cost_keys if k in by_key), None)))  # fmt: skip
+    currency = text(records, next((by_key[k] for k in currency_keys if k in by_key), None))
+    currency = currency.fillna("").str.strip().str.upper()
+    readable = cost.notna() & currency.str.fullmatch(r"[A-Z]{3}").astype(bool)
+    found = {
+        int(line): {"cost": float(amount), "currency": str(code)}
+        for line, amount, code in zip(
+            records.loc[readable, "line"], cost[readable], currency[readable], strict=True
+        )
+    }
+    return quarantine.assign(**{CARRIED: [found.get(int(n)) for n in quarantine["line"]]})
+
+
+_ENGLISH = re.compile(r"\(([^()]+)\)\s*$")  # localised Azure headers: `Kosten (Cost)` → Cost
+
+
+def _header_key(name: str) -> str:
+    match = _ENGLISH.search(name)
+    return normalise_name(match.group(1) if match else name)

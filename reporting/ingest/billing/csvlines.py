@@ -1,0 +1,142 @@
+"""Billing CSV (and JSON lines) text: open, split into rows, and keep every physical line counted.
+
+A CSV row may legitimately span lines (a quoted description with a line break), so the text is
+split by `csv.reader`. A broken quote, though, makes the reader swallow the following lines
+into one field, and then the rest of the file falls out of step. So when a row that spans
+several lines cannot be a row (wrong field count, bytes that are not UTF-8, a field over the
+csv module's limit), only its first line is quarantined and the lines after it are read again
+as rows of their own: one bad line never takes its neighbours with it.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+import re
+from collections import deque
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+_NOT_UTF8 = re.compile("[\udc80-\udcff]")  # what surrogateescape makes of a non-UTF-8 byte
+
+
+def open_text(path: Path) -> io.TextIOBase:
+    """A text stream of a CSV/JSON file, gunzipped if its name ends in .gz; BOM removed.
+
+    Bytes that are not UTF-8 come through as lone surrogates (`surrogateescape`), so that the
+    row holding them is quarantined (`encoding`) instead of the whole file being unreadable."""
+    if path.name.endswith(".gz"):
+        return io.TextIOWrapper(
+            gzip.open(path, "rb"), encoding="utf-8-sig", errors="surrogateescape", newline=""
+        )
+    return open(path, encoding="utf-8-sig", errors="surrogateescape", newline="")
+
+
+def visible(text: str) -> str:
+    """Text as it can be stored and shown: a byte that was not UTF-8 becomes `\\xff`."""
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
+def bad_bytes(text: str) -> str | None:
+    """The reason a row's text is not UTF-8, or None."""
+    match = _NOT_UTF8.search(text)
+    if match is None:
+        return None
+    byte = ord(match.group()) - 0xDC00
+    return f"not valid UTF-8 (byte 0x{byte:02x} at column {match.start() + 1})"
+
+
+def csv_text(fields: list[str]) -> str:
+    out = io.StringIO()
+    csv.writer(out, lineterminator="").writerow(fields)
+    return out.getvalue()
+
+
+class _Lines:
+    """A stream's physical lines for csv.reader, numbered; remembers the lines of the row being
+    read so that all but the first can be handed back and read again."""
+
+    def __init__(self, stream: io.TextIOBase) -> None:
+        self.stream = stream
+        self.again: deque[tuple[int, str]] = deque()
+        self.row: list[tuple[int, str]] = []
+        self.number = 0
+
+    def __iter__(self) -> Iterator[str]:
+        return self
+
+    def __next__(self) -> str:
+        if self.again:
+            number, line = self.again.popleft()
+        else:
+            line = next(self.stream)
+            self.number += 1
+            number = self.number
+        self.row.append((number, line))
+        return line
+
+    def keep_first(self) -> tuple[int, str]:
+        """The row's first line (number, text without its end); the rest will be read again."""
+        first, rest = self.row[0], self.row[1:]
+        self.again.extendleft(reversed(rest))
+        self.row = []
+        return first[0], first[1].rstrip("\r\n")
+
+
+@dataclass
+class CsvSplit:
+    header: list[str]
+    rows: list[list[str]] = field(default_factory=list)
+    lines: list[int] = field(default_factory=list)  # physical line each row starts on
+    bad: list[tuple[int, str, str, str]] = field(default_factory=list)  # line, raw, check, reason
+
+
+def split_csv(stream: io.TextIOBase) -> CsvSplit:
+    """The header and rows of a CSV text; rows that cannot be rows are in `bad`."""
+    lines = _Lines(stream)
+    reader = csv.reader(lines)
+    split = CsvSplit(_header(reader, lines))
+    while True:
+        lines.row = []
+        try:
+            fields = next(reader)
+        except StopIteration:
+            return split
+        except csv.Error as exc:  # a field over the limit: a quote that never closed
+            reader = csv.reader(lines)  # the old one is mid-field
+            _reject(split, lines, "field_count", f"cannot split the row: {exc}")
+            continue
+        if not any(f.strip() for f in fields):  # a blank line is not a row
+            continue
+        text = csv_text(fields)
+        if problem := bad_bytes(text):
+            _reject(split, lines, "encoding", problem)
+        elif len(fields) != len(split.header):
+            count = f"{len(fields)} fields where the header has {len(split.header)}"
+            _reject(split, lines, "field_count", count)
+        else:
+            split.rows.append(fields)
+            split.lines.append(lines.row[0][0])
+
+
+def _header(reader: Iterator[list[str]], lines: _Lines) -> list[str]:
+    """The header row, from its first line alone if a broken quote ran it into the next."""
+    try:
+        fields = next(reader, [])
+    except csv.Error:
+        fields = []
+    if len(lines.row) > 1 or (not fields and lines.row):
+        _, text = lines.keep_first()
+        fields = next(csv.reader([text]), [])
+    return [visible(f.replace("\ufeff", "").strip()) for f in fields]
+
+
+def _reject(split: CsvSplit, lines: _Lines, check: str, reason: str) -> None:
+    """Quarantine the row's first line; its other lines (if any) are read again as rows."""
+    spanned = len(lines.row) > 1
+    number, text = lines.keep_first()
+    if spanned and check == "field_count" and "cannot split" not in reason:
+        reason = f"{reason} (a quote in this line runs into the next)"
+    split.bad.append((number, visible(text), check, reason))
