@@ -208,7 +208,7 @@ def _store(config: Config, root: Path, intake: Intake, processed: dict[str, dict
     runlevel.write_json(root, runlevel.RESULTS_FILE, record)
     runlevel.record_counts(root, run_date, {"usage": len(intake.usage), "charges": len(intake.charges)})  # fmt: skip
     runlevel.record_totals(root, record.get("billing_totals", {}))
-    write_data_docs(validator, out_dir)
+    write_data_docs(validator, out_dir, run_date)
     write_state(root, processed)  # last: a run killed before this point is redone next time
     log.info(
         "attributed %s runs and %s billing lines in %s ledger rows: %.1f kWh facility energy; "
@@ -246,7 +246,7 @@ def check_inputs(
     validator = Validator()
     intake, record = validate_intake(ingest(config), config, run_date, validator)
     if docs_dir is not None:
-        write_data_docs(validator, docs_dir)
+        write_data_docs(validator, docs_dir, run_date)
     return intake, record
 
 

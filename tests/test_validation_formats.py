@@ -249,3 +249,30 @@ def test_a_billing_month_far_below_the_previous_one_warns(tmp_path: Path) -> Non
     ]
     assert "charges: the 2026-07 total" in (tmp_path / "out" / "report.html").read_text()
     assert (tmp_path / "out" / "ledger" / "_billing_totals.json").exists()
+
+
+def test_dcgm_samples_get_their_own_suite_and_only_warn() -> None:
+    from reporting.ingest.billing.dispatch import empty_charges
+    from reporting.ingest.dcgm import empty_samples
+    from reporting.schema import empty_usage
+    from reporting.validation.run import Validator, validate_tables
+
+    samples = empty_samples()
+    rows = [
+        ("power_w", 300.0),
+        ("power_w", 2_500_000.0),
+        ("gpu_util_pct", 140.0),
+        ("gpu_util_pct", 50.0),
+    ]
+    samples = pd.DataFrame([{
+        **{c: None for c in samples.columns}, "source_file": "dcgm.json", "line": i + 1,
+        "host": "n1", "gpu": "0", "metric": metric, "value": value, "site": "lab",
+        "timestamp": pd.Timestamp("2026-07-01T00:00:00Z") + pd.Timedelta(minutes=i),
+    } for i, (metric, value) in enumerate(rows)])  # fmt: skip
+    checked = validate_tables(Validator(), empty_usage(), empty_charges(), None, samples)
+    assert checked.quarantine.empty and not checked.gate
+    assert any("GPU power in [0, 1,500] W" in w and "dcgm.json:2" in w for w in checked.warnings)
+    assert any(
+        "GPU utilisation in [0, 100] %" in w and "dcgm.json:3" in w for w in checked.warnings
+    )
+    assert "dcgm" in {s["suite"] for s in checked.suites}

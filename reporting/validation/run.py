@@ -276,6 +276,7 @@ def validate_tables(
     usage: pd.DataFrame,
     charges: pd.DataFrame,
     vendor_carbon: pd.DataFrame | None = None,
+    telemetry: pd.DataFrame | None = None,
 ) -> Validated:
     """Validate usage and charges (and the providers' carbon rows, which only ever warn);
     return the rows that pass and the quarantine of the rest."""
@@ -285,6 +286,8 @@ def validate_tables(
     tables = [on_usage, on_charges]
     if vendor_carbon is not None and not vendor_carbon.empty:
         tables.append(check_table(validator, "vendor_carbon", vendor_carbon))
+    if telemetry is not None and not telemetry.empty:  # warnings only: no sample is dropped
+        tables.append(check_table(validator, "telemetry", telemetry))
     bad_usage = {label: found[:2] for label, found in on_usage.found.items()}
     bad_charges = {label: found[:2] for label, found in on_charges.found.items()}
     quarantine = pd.concat(

@@ -22,7 +22,9 @@ def validate_intake(
 ) -> tuple[Intake, dict[str, Any]]:
     """Row-level suites (quarantine), run-level checks (warnings); `root` holds the drift
     history (None: read it if given elsewhere, never write — the `validate` verb)."""
-    checked = validate_tables(validator, intake.usage, intake.charges, intake.vendor_carbon)
+    checked = validate_tables(
+        validator, intake.usage, intake.charges, intake.vendor_carbon, intake.telemetry
+    )
     settings = config.validation
     counts = {"usage": len(intake.usage), "charges": len(intake.charges)}
     history = runlevel.read_json(root, runlevel.HISTORY_FILE) if root else {}
