@@ -3,9 +3,12 @@ from __future__ import annotations
 import csv
 import io
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from tests.hostile import HostileRun, listener, run_installation, write_installation
 
 FIXTURES = Path(__file__).parent / "fixtures"
 HB_FIELDS = (
@@ -83,3 +86,14 @@ def focus_rows(rows: list[dict[str, str]]) -> str:
     writer.writerow(FOCUS_HEADER)
     writer.writerows(lines)
     return text.getvalue()
+
+
+@pytest.fixture(scope="session")
+def hostile_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HostileRun]:
+    """One `greenops run --dry-run` over inputs whose every free-text field is a payload (see
+    tests/hostile.py), with a listener the payload URLs point at; shared by the security tests."""
+    with listener() as (base_url, requests):
+        folder = tmp_path_factory.mktemp("hostile")
+        write_installation(folder, base_url)
+        out, code, output = run_installation(folder, "--dry-run")
+        yield HostileRun(folder, out, code, output, requests, base_url)
