@@ -8,7 +8,15 @@ from pathlib import Path
 
 import pytest
 
-from tests.hostile import HostileRun, listener, run_installation, write_installation
+from tests.hostile import (
+    SECRET,
+    HostileRun,
+    listener,
+    notify_section,
+    run_installation,
+    smtp_server,
+    write_installation,
+)
 
 FIXTURES = Path(__file__).parent / "fixtures"
 HB_FIELDS = (
@@ -90,10 +98,12 @@ def focus_rows(rows: list[dict[str, str]]) -> str:
 
 @pytest.fixture(scope="session")
 def hostile_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HostileRun]:
-    """One `greenops run --dry-run` over inputs whose every free-text field is a payload (see
-    tests/hostile.py), with a listener the payload URLs point at; shared by the security tests."""
-    with listener() as (base_url, requests):
+    """One `greenops run` over inputs whose every free-text field is a payload (tests/hostile.py),
+    with a listener the payload URLs point at, mailing owners through a real SMTP server that
+    requires the password SECRET (from the environment); shared by the security tests."""
+    with listener() as (base_url, requests), smtp_server(SECRET.encode()) as (port, box):
         folder = tmp_path_factory.mktemp("hostile")
-        write_installation(folder, base_url)
-        out, code, output = run_installation(folder, "--dry-run")
-        yield HostileRun(folder, out, code, output, requests, base_url)
+        write_installation(folder, base_url, notify_section(port, 'password_env = "SMTP_PW"'))
+        out, code, output = run_installation(folder, "--verbose", env={"SMTP_PW": SECRET})
+        yield HostileRun(folder, out, code, output, requests, base_url, box.messages,
+                         box.passwords)  # fmt: skip

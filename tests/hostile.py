@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import functools
 import http.server
 import io
 import json
 import os
+import socket
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any, ClassVar
@@ -65,7 +67,7 @@ _COMMON = {
     ],
 }
 settings.register_profile("bounded", max_examples=12, derandomize=True, **_COMMON)
-FUZZ_EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "300"))  # per unit of weight
+FUZZ_EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "100"))  # per unit of weight
 settings.register_profile("fuzz", max_examples=FUZZ_EXAMPLES, **_COMMON)
 PROFILE = os.environ.get("HYPOTHESIS_PROFILE", "bounded")
 FUZZ = settings.get_profile(PROFILE if PROFILE in ("bounded", "fuzz") else "bounded")
@@ -311,6 +313,55 @@ def listener() -> Iterator[tuple[str, list[str]]]:
         thread.join()
 
 
+@dataclass
+class Mailbox:
+    """An aiosmtpd handler keeping each message's bytes as received, and the passwords of the
+    logins it saw (accepting only `password`, if given)."""
+
+    password: bytes | None = None
+    messages: list[bytes] = field(default_factory=list)
+    passwords: list[bytes] = field(default_factory=list)
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        self.messages.append(bytes(envelope.content))
+        return "250 Message accepted"
+
+    def authenticate(self, server: Any, session: Any, envelope: Any, mechanism: str,
+                     data: Any) -> Any:  # fmt: skip
+        from aiosmtpd.smtp import AuthResult, LoginPassword
+
+        if not isinstance(data, LoginPassword):
+            return AuthResult(success=False, handled=False)
+        self.passwords.append(data.password)
+        return AuthResult(success=data.password == self.password, handled=False)
+
+
+@contextlib.contextmanager
+def smtp_server(password: bytes | None) -> Iterator[tuple[int, Mailbox]]:
+    """A real SMTP server on 127.0.0.1 requiring AUTH: (port, its mailbox)."""
+    from aiosmtpd.controller import Controller
+
+    box = Mailbox(password)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = int(probe.getsockname()[1])
+    controller = Controller(box, hostname="127.0.0.1", port=port,
+                            authenticator=box.authenticate, auth_require_tls=False)  # fmt: skip
+    controller.start()
+    try:
+        yield port, box
+    finally:
+        controller.stop()
+
+
+def notify_section(port: int, password_source: str) -> str:
+    """[notify] keys sending through the test server as `greenops`."""
+    return (
+        f'enabled = true\nsmtp_host = "127.0.0.1"\nsmtp_port = {port}\nsecurity = "none"\n'
+        f'username = "greenops"\n{password_source}\n'
+    )
+
+
 @dataclass(frozen=True)
 class HostileRun:
     folder: Path
@@ -319,9 +370,21 @@ class HostileRun:
     output: str  # stdout and stderr (logs) of the run
     requests: list[str]  # what reached the listener, during and after the run
     base_url: str
+    mails: list[bytes]  # the e-mails as the SMTP server received them
+    passwords: list[bytes]  # the passwords the server was given
+
+    @functools.cached_property
+    def pdf(self) -> tuple[str, dict[str, list[bytes]]]:
+        """The report PDF's text and attachments (extracted once: it takes seconds)."""
+        from pypdf import PdfReader
+
+        reader = PdfReader(self.out / "report.pdf")
+        return "\n".join(page.extract_text() for page in reader.pages), reader.attachments
 
 
-def run_installation(folder: Path, *args: str, notify: str = "") -> tuple[Path, int, str]:
+def run_installation(
+    folder: Path, *args: str, env: dict[str, str] | None = None
+) -> tuple[Path, int, str]:
     """`greenops run` on a hostile installation, in-process; (out folder, exit code, output)."""
     from typer.testing import CliRunner
 
@@ -330,7 +393,7 @@ def run_installation(folder: Path, *args: str, notify: str = "") -> tuple[Path, 
     out = folder / "out"
     command = ["run", "--config", str(folder / "greenops.toml"), "--date", RUN_DATE,
                "--period", "2026-07", "--out", str(out), *args]  # fmt: skip
-    result = CliRunner().invoke(app, command)
+    result = CliRunner().invoke(app, command, env=env)
     if result.exception and not isinstance(result.exception, SystemExit):
         raise result.exception
     return out, result.exit_code, result.output

@@ -15,7 +15,6 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from pypdf import PdfReader
 
 from reporting.outputs import csv_safe, csv_text
 from tests.hostile import (
@@ -38,9 +37,9 @@ EVALUATED = ("JINJAJINJA", "<class 'str'>")  # what jinja_block / jinja_class gi
 AS_TEAM_NAMES = ("script", "img_onerror", "attr_break", "svg_onload", "jinja_expr", "jinja_block")
 
 
-def _mails(run: HostileRun) -> list[tuple[Path, EmailMessage]]:
-    paths = sorted((run.out / "outbox").iterdir())
-    return [(p, BytesParser(policy=policy.default).parsebytes(p.read_bytes())) for p in paths]
+def _mails(run: HostileRun) -> list[tuple[bytes, EmailMessage]]:
+    """(bytes as received by the SMTP server, parsed message) of every e-mail the run sent."""
+    return [(raw, BytesParser(policy=policy.default).parsebytes(raw)) for raw in run.mails]
 
 
 def _all_output_text(run: HostileRun) -> dict[Path, str]:
@@ -51,7 +50,7 @@ def _all_output_text(run: HostileRun) -> dict[Path, str]:
     }
 
 
-def test_the_run_succeeds_and_sends_nothing_anywhere(hostile_run: HostileRun) -> None:
+def test_the_run_succeeds_and_fetches_nothing(hostile_run: HostileRun) -> None:
     assert hostile_run.exit_code == 0, hostile_run.output
     assert len(_mails(hostile_run)) >= 4  # digests and the hostile teams' weekly summaries
     assert hostile_run.requests == []
@@ -66,41 +65,41 @@ def test_report_html_holds_data_only_as_text(hostile_run: HostileRun) -> None:
     assert "Lab <b>&amp;</b> {{7*7}}" in text  # the organisation's own name, as written
     # A 10 kB name is shown cut (the PDF layout of such text is quadratic), a bidi override
     # is dropped (it would disguise the text around it).
-    assert "L" * 1000 in text and "L" * 1500 not in text
+    assert "L" * 299 + "…" in text and "L" * 300 not in text
     assert "\u202e" not in text and "invoicegnp.exe" in text
 
 
 def test_report_pdf_shows_the_payloads_as_text(hostile_run: HostileRun) -> None:
-    reader = PdfReader(hostile_run.out / "report.pdf")
-    text = "\n".join(page.extract_text() for page in reader.pages)
+    text, attachments = hostile_run.pdf
     assert "{{7*7}}" in text and "<script>alert('xss')</script>" in text
     assert not any(marker in text for marker in EVALUATED)
-    assert reader.attachments == {}  # `<link rel="attachment">` from data embedded nothing
+    assert attachments == {}  # `<link rel="attachment">` from data embedded nothing
 
 
 def test_emails_have_only_their_own_headers(hostile_run: HostileRun) -> None:
-    for path, message in _mails(hostile_run):
-        assert set(message.keys()) == MAIL_HEADERS, path.name
+    for raw, message in _mails(hostile_run):
+        subject = message["Subject"]
+        assert set(message.keys()) == MAIL_HEADERS, subject
         for name, value in message.items():
-            assert "\r" not in value and "\n" not in value, (path.name, name)
-        head = re.split(rb"\r?\n\r?\n", path.read_bytes(), maxsplit=1)[0]
+            assert "\r" not in value and "\n" not in value, (subject, name)
+        head = re.split(rb"\r?\n\r?\n", raw, maxsplit=1)[0]
         for line in re.split(rb"\r?\n", head):  # each line a header or its folded continuation
-            assert re.match(rb"(?:[A-Za-z-]+: |[ \t])", line), (path.name, line)
+            assert re.match(rb"(?:[A-Za-z-]+: |[ \t])", line), (subject, line)
     weekly = [m["Subject"] for _, m in _mails(hostile_run) if "weekly" in m["Subject"]]
     assert any("<script>alert('xss')</script>" in subject for subject in weekly)
 
 
 def test_email_bodies_are_inert_and_load_nothing(hostile_run: HostileRun) -> None:
-    for path, message in _mails(hostile_run):
+    for _, message in _mails(hostile_run):
         html_part, text_part = message.get_body(("html",)), message.get_body(("plain",))
         assert html_part is not None and text_part is not None
         html, text = html_part.get_content(), text_part.get_content()
         # No links at all (data never becomes one), no images, no remote anything.
-        assert inert_problems(html, allowed_links=()) == [], path.name
-        assert not re.search(r"(?i)https?://|file://|www\.", html + text), path.name
+        assert inert_problems(html, allowed_links=()) == [], message["Subject"]
+        assert not re.search(r"(?i)https?://|file://|www\.", html + text), message["Subject"]
         assert "\u202e" not in html + text and "\u2066" not in html + text
         assert not any(marker in html + text for marker in EVALUATED)
-    digests = [m for p, m in _mails(hostile_run) if "-digest-" in p.name]
+    digests = [m for _, m in _mails(hostile_run) if "weekly" not in m["Subject"]]
     bodies = "".join(m.get_body(("plain",)).get_content() for m in digests)
     assert "{{7*7}}" in bodies and "<script>alert('xss')</script>" in bodies
 
@@ -131,7 +130,13 @@ def test_csv_safe_keeps_numbers_numbers() -> None:
 
 
 def test_no_template_evaluates_data(hostile_run: HostileRun) -> None:
-    for path, text in _all_output_text(hostile_run).items():
+    texts = _all_output_text(hostile_run)
+    for n, (_, message) in enumerate(_mails(hostile_run)):
+        for part in message.walk():
+            if part.get_content_maintype() == "text":
+                texts[Path(f"mail {n} {part.get_content_type()}")] = part.get_content()
+    assert len(texts) > len(_mails(hostile_run))
+    for path, text in texts.items():
         assert not any(marker in text for marker in EVALUATED), path
 
 
@@ -156,6 +161,3 @@ def test_every_file_stays_inside_the_output_folder(hostile_run: HostileRun) -> N
     assert written == inputs
     stray = [p for p in hostile_run.folder.parent.iterdir() if p.is_file()]
     assert [p.name for p in stray if not p.name.startswith(".")] == []  # pytest's .lock aside
-    for path in (hostile_run.out / "outbox").iterdir():
-        assert re.fullmatch(r"2026-07-02-(digest|weekly)-[A-Za-z0-9@+_-]{1,64}-[0-9a-f]{8}\.eml",
-                            path.name), path.name  # fmt: skip

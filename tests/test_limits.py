@@ -219,8 +219,8 @@ def test_a_well_compressed_real_export_is_not_a_bomb(tmp_path: Path) -> None:
 def test_a_million_column_header_is_refused(tmp_path: Path, name: str) -> None:
     columns = [f"c{n}" for n in range(1_000_000)]
     path = tmp_path / name
-    if name.endswith(".jsonl"):
-        path.write_text(json.dumps(dict.fromkeys(columns, "1")) + "\n")
+    if name.endswith(".jsonl"):  # 100,000 keys: JSON parsing under tracemalloc is slow
+        path.write_text(json.dumps(dict.fromkeys(columns[:100_000], "1")) + "\n")
     else:
         separator = "|" if name.endswith(".psv") else ","
         path.write_text("JobID" + separator + separator.join(columns) + "\n1" + separator * 10)
