@@ -14,6 +14,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -377,3 +379,41 @@ def test_billing_json_lines_odd_values(
     folder = tmp_path_factory.mktemp("odd_jsonl")
     text = _json_text(line, depth) + b"\n" + _json_text(value, depth) + b"\n"
     _conserved(_billing("billing")(_write(folder, "lines.jsonl", text)))
+
+
+PARQUET_VALUES = {
+    "text": st.one_of(st.none(), st.text(max_size=30), st.sampled_from(list(PAYLOADS.values()))),
+    "number": st.one_of(st.none(), st.floats(), st.integers(-(2**62), 2**62).map(float)),
+    "list": st.one_of(st.none(), st.lists(st.text(max_size=5), max_size=3)),
+    "map": st.one_of(st.none(), st.dictionaries(st.text(max_size=5), st.text(max_size=5), max_size=3)),
+}  # fmt: skip
+
+
+@st.composite
+def parquet_tables(draw: st.DrawFn) -> pa.Table:
+    """A FOCUS-like table with odd types and values, sometimes odd column names too."""
+    rows = draw(st.integers(0, 6))
+    names = ["BilledCost", "BillingCurrency", "ChargePeriodStart", "ProviderName", "Tags"]
+    names += draw(st.lists(st.text(min_size=1, max_size=12), max_size=3, unique=True))
+    columns = {}
+    for name in dict.fromkeys(names):
+        kind = draw(st.sampled_from(sorted(PARQUET_VALUES)))
+        values = draw(st.lists(PARQUET_VALUES[kind], min_size=rows, max_size=rows))
+        if kind == "map":
+            columns[name] = pa.array([None if v is None else list(v.items()) for v in values],
+                                     type=pa.map_(pa.string(), pa.string()))  # fmt: skip
+        else:
+            columns[name] = pa.array(values)
+    return pa.table(columns) if columns else pa.table({"x": pa.array([], pa.string())})
+
+
+@fuzz()
+@given(table=parquet_tables(), cut=st.integers(0, 3))
+def test_billing_parquet(tmp_path_factory, table: pa.Table, cut: int) -> None:
+    """Odd parquet, whole or truncated (cut > 0): never a crash, every row accounted for."""
+    folder = tmp_path_factory.mktemp("parquet")
+    path = folder / "export.parquet"
+    pq.write_table(table, path)
+    if cut:
+        path.write_bytes(path.read_bytes()[: -cut * 7])
+    _conserved(_billing("billing")({"export.parquet": path}))

@@ -53,7 +53,7 @@ def too_many_rows(rows: int, limits: Limits) -> str | None:
         return None
     return (
         f"more than {limits.max_rows:,} rows (max_rows of its input): the file was not read. "
-        "Split it, or raise max_rows and re-run with --from/--to to read it"
+        "Split it, or raise max_rows; the next run reads it again"
     )
 
 
@@ -61,9 +61,14 @@ def long_field(fields: Iterable[Any], limits: Limits, names: Sequence[str] = ())
     """The quarantine reason if a field is longer than `max_field_bytes`, else None; `names`
     (the header) names the field."""
     limit = limits.max_field_bytes
-    texts = [f if isinstance(f, str) else str(f) for f in fields]
+    texts = fields if isinstance(fields, list | tuple) else list(fields)
+    try:
+        total = sum(map(len, texts))  # every row of every file comes here: no copy when text
+    except TypeError:  # numbers or None among JSON values
+        texts = [f if isinstance(f, str) else str(f) for f in texts]
+        total = sum(map(len, texts))
     # A character is 1–4 UTF-8 bytes: encode only what might be too long (rarely anything).
-    if sum(map(len, texts)) * 4 <= limit:
+    if total * 4 <= limit:
         return None
     for position, text in enumerate(texts, start=1):
         if len(text) * 4 > limit and len(size := text.encode("utf-8", "replace")) > limit:

@@ -126,7 +126,8 @@ def _split_line(
     parts = text.split(sep)
     if len(parts) == len(header) + 1 and parts[-1] == "":
         parts.pop()
-    if problem := long_field(parts, limits, header):
+    # No field is longer than its line: most lines need no look at their fields.
+    if len(raw_bytes) > limits.max_field_bytes and (problem := long_field(parts, limits, header)):
         return [], (number, cut_raw(text, limits), FIELD_TOO_LONG, problem)
     if len(parts) != len(header):
         reason = f"expected {len(header)} fields separated by {sep!r}, found {len(parts)}"
