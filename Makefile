@@ -35,7 +35,7 @@ test: install-test
 
 # Random (not derandomised) examples, FUZZ_EXAMPLES per unit of each test's weight; failures
 # are kept in .hypothesis/ and replayed first next time. `make fuzz FUZZ_EXAMPLES=1000` for more.
-FUZZ_EXAMPLES ?= 100
+FUZZ_EXAMPLES ?= 80
 fuzz: install-test
 	HYPOTHESIS_PROFILE=fuzz FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/python -m pytest -q \
 	  tests/test_fuzz_readers.py --hypothesis-show-statistics

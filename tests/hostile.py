@@ -67,7 +67,7 @@ _COMMON = {
     ],
 }
 settings.register_profile("bounded", max_examples=12, derandomize=True, **_COMMON)
-FUZZ_EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "100"))  # per unit of weight
+FUZZ_EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "80"))  # per unit of weight
 settings.register_profile("fuzz", max_examples=FUZZ_EXAMPLES, **_COMMON)
 PROFILE = os.environ.get("HYPOTHESIS_PROFILE", "bounded")
 FUZZ = settings.get_profile(PROFILE if PROFILE in ("bounded", "fuzz") else "bounded")
