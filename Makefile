@@ -1,9 +1,10 @@
-# The two commands of the README: `make demo` and `make test`.
+# The two commands of the README: `make demo` and `make test` (and `make fuzz`, a longer
+# fuzz campaign of the input readers than the bounded one `make test` runs).
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test install install-test system-deps clean
+.PHONY: demo test fuzz install install-test system-deps clean
 
 # WeasyPrint renders with Pango (and subsets fonts with HarfBuzz); install them when missing.
 SYSTEM_LIBS := libpango-1.0.so.0 libpangoft2-1.0.so.0 libharfbuzz-subset.so.0
@@ -31,6 +32,13 @@ demo: install
 
 test: install-test
 	$(BIN)/python -m pytest -q
+
+# Random (not derandomised) examples, FUZZ_EXAMPLES per unit of each test's weight; failures
+# are kept in .hypothesis/ and replayed first next time. `make fuzz FUZZ_EXAMPLES=1000` for more.
+FUZZ_EXAMPLES ?= 80
+fuzz: install-test
+	HYPOTHESIS_PROFILE=fuzz FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/python -m pytest -q \
+	  tests/test_fuzz_readers.py --hypothesis-show-statistics
 
 clean:
 	rm -rf $(VENV) out build dist *.egg-info

@@ -5,6 +5,7 @@ Default thresholds come from published tools (METHODS.md §6); each is overridab
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -128,3 +129,14 @@ class Notify(_Strict):
     weekly_summary_weekday: Literal[
         "monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"
     ] = "monday"
+
+    @field_validator("password_env")
+    @classmethod
+    def _names_a_variable(cls, value: str | None) -> str | None:
+        # A password pasted here by mistake must not be echoed into the cron mail.
+        if value is not None and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", value):
+            raise ValueError(
+                "must be the name of an environment variable (letters, digits and _), not the "
+                "password itself; the value is not shown"
+            )
+        return value

@@ -16,13 +16,15 @@ import pandas as pd
 from reporting.config import Input
 from reporting.errors import InputError
 from reporting.ingest.billing.dispatch import BillingRead, read_billing
+from reporting.ingest.limits import Limits
 
 
 def read_billing_input(
     paths: dict[str, Path], spec: Input
 ) -> tuple[BillingRead, dict[str, dict[str, Any]]]:
     """Read one billing input; return the read and per-file intake statistics."""
-    read = read_billing(paths, spec.kind, day_first=spec.day_first)
+    limits = Limits(spec.max_field_bytes, spec.max_rows)
+    read = read_billing(paths, spec.kind, day_first=spec.day_first, limits=limits)
     files = {}
     for name, rows_read in read.rows_read.items():
         mine = read.charges[read.charges["source_file"] == name]

@@ -162,6 +162,10 @@ class Input(_Strict):
     delimiter: str | None = None  # header-less dumps: the field separator (default "|")
     fields: list[str] | None = None  # header-less dumps: the --format field list, in order
     max_quarantined_ratio: Ratio = 0.05  # above this share of rows quarantined, exit 3
+    # a row with a longer field (UTF-8 bytes) is quarantined as field_too_long; default 1 MiB
+    max_field_bytes: Annotated[int, Field(ge=1)] = 1024 * 1024
+    # a file with more rows is refused whole (none of it read; the quality gate fails naming it)
+    max_rows: Annotated[int, Field(ge=1)] | None = None
 
 
 class OwnerRule(_Strict):

@@ -21,6 +21,7 @@ from reporting.errors import InputError
 from reporting.ingest.billing.dispatch import empty_charges
 from reporting.ingest.billing.vendor_carbon import empty_vendor_carbon, read_vendor_carbon
 from reporting.ingest.dcgm import empty_samples
+from reporting.ingest.limits import Limits
 from reporting.ingest.opencost import read_opencost
 from reporting.ingest.slurm import FINAL_STATES, read_slurm
 from reporting.schema import empty_quarantine, empty_usage
@@ -103,9 +104,10 @@ def ingest(
         if spec.kind == "dcgm" or not paths:
             continue
         limits.update(dict.fromkeys(paths, spec.max_quarantined_ratio))
+        bounds = Limits(spec.max_field_bytes, spec.max_rows)  # field and row limits per file
         if spec.kind in VENDOR_CARBON_KINDS:
             for name, path in paths.items():
-                rows, rejected, rows_read = read_vendor_carbon(path, name, spec.kind)
+                rows, rejected, rows_read = read_vendor_carbon(path, name, spec.kind, bounds)
                 vendor.append(rows)
                 quarantines.append(rejected)
                 files[name] = _vendor_stats(name, spec.kind, rows_read, len(rows), len(rejected))
@@ -121,8 +123,9 @@ def ingest(
             continue
         if spec.kind == "opencost":
             pods = read_opencost(
-                paths, site=str(spec.site), cluster=spec.cluster, currency=spec.currency
-            )
+                paths, site=str(spec.site), cluster=spec.cluster, currency=spec.currency,
+                limits=bounds,
+            )  # fmt: skip
             pod_usage = _pod_usage(pods.usage, config)
             stats = {
                 name: _file_stats(pod_usage, pods.quarantine, name, count, spec.kind)
@@ -142,6 +145,7 @@ def ingest(
             delimiter=spec.delimiter,
             fields=spec.fields,
             resolve_gpu=lambda frame: resolve_gpu_models(frame, config),
+            limits=bounds,
         )
         stats = {
             source_file: _file_stats(read.usage, read.quarantine, source_file, rows_read, spec.kind)

@@ -64,9 +64,16 @@ def csv_safe(frame: pd.DataFrame) -> pd.DataFrame:
     return safe
 
 
+def csv_text(frame: pd.DataFrame) -> str:
+    """A CSV export: formula prefixes neutralised, RFC 4180 line ends. With `\r\n` as the line
+    end the csv module quotes every cell holding a CR or LF; with `\n` it leaves a lone CR bare,
+    which spreadsheets read as a new row whose first cell escaped `csv_safe`."""
+    return csv_safe(frame).to_csv(index=False, lineterminator="\r\n")
+
+
 def _write_text(path: Path, text: str) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
+    tmp.write_text(text, encoding="utf-8", newline="")
     os.replace(tmp, path)
 
 
@@ -82,12 +89,8 @@ def write_all(
         out_dir / "summary.json",
         json.dumps(summary, indent=2, sort_keys=False, ensure_ascii=False) + "\n",
     )
-    _write_text(
-        out_dir / "quarantine.csv", csv_safe(quarantine).to_csv(index=False, lineterminator="\n")
-    )
-    _write_text(
-        out_dir / "findings.csv", csv_safe(findings).to_csv(index=False, lineterminator="\n")
-    )
+    _write_text(out_dir / "quarantine.csv", csv_text(quarantine))
+    _write_text(out_dir / "findings.csv", csv_text(findings))
     html = report.render_html(context)
     report.write_html(html, out_dir / "report.html")
     report.write_pdf(html, out_dir / "report.pdf")

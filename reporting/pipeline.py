@@ -209,7 +209,10 @@ def _store(config: Config, root: Path, intake: Intake, processed: dict[str, dict
     runlevel.record_counts(root, run_date, {"usage": len(intake.usage), "charges": len(intake.charges)})  # fmt: skip
     runlevel.record_totals(root, record.get("billing_totals", {}))
     write_data_docs(validator, out_dir, run_date)
-    write_state(root, processed)  # last: a run killed before this point is redone next time
+    # Last: a run killed before this point is redone next time. A file that could not be read
+    # (or was refused, e.g. over max_rows) is not recorded, so every run reads it and fails the
+    # gate again until it is fixed, instead of once.
+    write_state(root, {n: f for n, f in processed.items() if n not in intake.file_errors})
     log.info(
         "attributed %s runs and %s billing lines in %s ledger rows: %.1f kWh facility energy; "
         "wrote %s day partitions",

@@ -15,6 +15,7 @@ import pandas as pd
 
 from reporting.config import Input
 from reporting.ingest.dcgm import read_dcgm
+from reporting.ingest.limits import Limits
 from reporting.telemetry import device_samples, gpu_intervals
 
 USAGE_KINDS = ("slurm", "opencost")
@@ -24,7 +25,7 @@ def read_telemetry_input(
     paths: dict[str, Path], spec: Input
 ) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, dict[str, Any]], dict[str, str]]:
     """(samples with their site, quarantine, per-file stats, file errors) of a dcgm input."""
-    read = read_dcgm(paths)
+    read = read_dcgm(paths, limits=Limits(spec.max_field_bytes, spec.max_rows))
     samples = read.samples.assign(site=str(spec.site))
     stats = {}
     for name, rows_read in read.rows_read.items():

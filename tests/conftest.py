@@ -3,6 +3,7 @@ from __future__ import annotations
 import csv
 import io
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
@@ -10,6 +11,15 @@ import pytest
 
 from reporting.ingest.billing.common import CHARGE_COLUMNS
 from reporting.schema import empty_usage
+from tests.hostile import (
+    SECRET,
+    HostileRun,
+    listener,
+    notify_section,
+    run_installation,
+    smtp_server,
+    write_installation,
+)
 
 FIXTURES = Path(__file__).parent / "fixtures"
 HB_FIELDS = (
@@ -109,3 +119,16 @@ def charge_frame(rows: list[dict]) -> pd.DataFrame:
             "billed_cost": 1.0, "currency": "USD"}  # fmt: skip
     frame = pd.DataFrame([{**base, "line": i + 1, "charge_id": f"c{i}", **r} for i, r in enumerate(rows)])  # fmt: skip
     return frame.reindex(columns=CHARGE_COLUMNS)
+
+
+@pytest.fixture(scope="session")
+def hostile_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HostileRun]:
+    """One `greenops run` over inputs whose every free-text field is a payload (tests/hostile.py),
+    with a listener the payload URLs point at, mailing owners through a real SMTP server that
+    requires the password SECRET (from the environment); shared by the security tests."""
+    with listener() as (base_url, requests), smtp_server(SECRET.encode()) as (port, box):
+        folder = tmp_path_factory.mktemp("hostile")
+        write_installation(folder, base_url, notify_section(port, 'password_env = "SMTP_PW"'))
+        out, code, output = run_installation(folder, "--verbose", env={"SMTP_PW": SECRET})
+        yield HostileRun(folder, out, code, output, requests, base_url, box.messages,
+                         box.passwords)  # fmt: skip

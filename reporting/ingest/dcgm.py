@@ -27,6 +27,16 @@ from typing import Any
 
 import pandas as pd
 
+from reporting.ingest.limits import (
+    DEFAULT_LIMITS,
+    FIELD_TOO_LONG,
+    Limits,
+    cut_raw,
+    json_leaves,
+    json_too_deep,
+    long_field,
+    too_many_rows,
+)
 from reporting.schema import empty_quarantine, quarantine_frame
 
 METRICS = {
@@ -60,9 +70,16 @@ class _Bad(Exception):
 
 
 def read_dcgm(
-    paths: dict[str, Path], *, scrape_times: dict[str, pd.Timestamp] | None = None
+    paths: dict[str, Path],
+    *,
+    scrape_times: dict[str, pd.Timestamp] | None = None,
+    limits: Limits = DEFAULT_LIMITS,
 ) -> DcgmRead:
-    """Read scrapes and query dumps (source name → path); `scrape_times` per text file."""
+    """Read scrapes and query dumps (source name → path); `scrape_times` per text file.
+
+    A sample with a label or value longer than `limits.max_field_bytes` is quarantined
+    (`field_too_long`); a file of more than `limits.max_rows` samples is refused (an error).
+    """
     frames, quarantines, rows_read, errors, ignored = [], [], {}, {}, {}
     for name, path in paths.items():
         try:
@@ -73,9 +90,12 @@ def read_dcgm(
             continue
         scrape = (scrape_times or {}).get(name)
         if path.name.lower().endswith(".json"):
-            good, bad, skipped = _read_json(body)
+            good, bad, skipped = _read_json(body, limits)
         else:
-            good, bad, skipped = _read_text(body, scrape)
+            good, bad, skipped = _read_text(body, scrape, limits)
+        if error := too_many_rows(len(good) + len(bad), limits):
+            good, bad, errors[name] = [], [], error
+        bad = [(line, cut_raw(raw, limits), check, reason) for line, raw, check, reason in bad]
         rows_read[name], ignored[name] = len(good) + len(bad), skipped
         frames.append(_samples(good, name))
         quarantines.append(_quarantine(bad, name))
@@ -85,7 +105,7 @@ def read_dcgm(
 
 
 def _read_text(
-    body: str, scrape: pd.Timestamp | None
+    body: str, scrape: pd.Timestamp | None, limits: Limits
 ) -> tuple[list[dict[str, Any]], list[tuple[int, str, str, str]], int]:
     good, bad, skipped = [], [], 0
     for number, line in enumerate(body.splitlines(), start=1):
@@ -101,6 +121,8 @@ def _read_text(
                 raise _Bad("syntax", "not a Prometheus sample line `name{labels} value [ts_ms]`")
             name = match.group(1)
             labels = _labels(match.group(3) or "")
+            if problem := long_field([*labels.values(), match.group(4)], limits):
+                raise _Bad(FIELD_TOO_LONG, problem)
             when = _text_time(match.group(5), scrape)
             good.append({**_identity(labels), **_point(name, match.group(4), when), "line": number})
         except _Bad as problem:
@@ -122,7 +144,10 @@ def _labels(block: str) -> dict[str, str]:
 
 def _text_time(timestamp_ms: str | None, scrape: pd.Timestamp | None) -> pd.Timestamp:
     if timestamp_ms is not None:
-        return pd.Timestamp(int(timestamp_ms), unit="ms", tz="UTC")
+        try:
+            return pd.Timestamp(int(timestamp_ms), unit="ms", tz="UTC")
+        except (ValueError, OverflowError):  # beyond pandas' years 1677–2262
+            raise _Bad("timestamp", f"{timestamp_ms} ms is not a time pandas can hold") from None
     if scrape is None:
         raise _Bad("timestamp", "the sample has no timestamp and no scrape time for the file")
     scrape = pd.Timestamp(scrape)
@@ -141,7 +166,9 @@ def _point(name: str, value_text: str, when: datetime) -> dict[str, Any]:
 
 def _identity(labels: dict[str, str]) -> dict[str, str | None]:
     def label(*names: str) -> str | None:
-        return next((labels[n].strip() for n in names if labels.get(n, "").strip()), None)
+        # Label values are strings; JSON dumps can carry anything, which places nothing.
+        values = (labels.get(n) for n in names)
+        return next((v.strip() for v in values if isinstance(v, str) and v.strip()), None)
 
     instance = label("instance")
     host = label("Hostname", "node") or (instance.rsplit(":", 1)[0] if instance else None)
@@ -167,14 +194,18 @@ def _identity(labels: dict[str, str]) -> dict[str, str | None]:
     }
 
 
-def _read_json(body: str) -> tuple[list[dict[str, Any]], list[tuple[int, str, str, str]], int]:
+def _read_json(
+    body: str, limits: Limits
+) -> tuple[list[dict[str, Any]], list[tuple[int, str, str, str]], int]:
     """A `query_range` (matrix) or `query` (vector) response; `line` numbers the points."""
     try:
         document = json.loads(body)
         result = document["data"]["result"]
         if document.get("status", "success") != "success" or not isinstance(result, list):
             raise TypeError
-    except (json.JSONDecodeError, RecursionError, KeyError, TypeError, AttributeError):
+        if json_too_deep(document):
+            raise TypeError
+    except (ValueError, RecursionError, KeyError, TypeError, AttributeError):
         reason = 'expected {"status":"success","data":{"result":[{"metric":{},"values":[]}]}}'
         return [], [(1, body[:2000], "json_shape", reason)], 0
     good, bad, skipped = [], [], 0
@@ -182,21 +213,26 @@ def _read_json(body: str) -> tuple[list[dict[str, Any]], list[tuple[int, str, st
         metric = series.get("metric", {}) if isinstance(series, dict) else {}
         points = _points(series)
         name = metric.get("__name__") if isinstance(metric, dict) else None
-        if name is not None and name not in METRICS:
+        if isinstance(name, str) and name not in METRICS:
             skipped += len(points)
             continue
-        try:  # the series' labels are checked once for all its points
-            if name is None:
+        labels = json_leaves(metric)
+        try:  # the series' name and labels are checked once for all its points
+            if not isinstance(name, str):
                 raise _Bad("labels", "the series has no __name__: which metric is unknown")
-            identity, problem = _identity(metric), None
+            if problem := long_field(labels, limits):
+                raise _Bad(FIELD_TOO_LONG, problem)
+            identity, failure = _identity(metric), None
         except _Bad as failed:
-            identity, problem = {}, failed
+            identity, failure = {}, failed
         for point in points:
             number = len(good) + len(bad) + 1
             try:
-                if problem is not None:
-                    raise problem
-                good.append({**identity, **_json_point(name, point), "line": number})
+                if failure is not None:
+                    raise failure
+                if problem := long_field(json_leaves(point), limits):
+                    raise _Bad(FIELD_TOO_LONG, problem)
+                good.append({**identity, **_json_point(str(name), point), "line": number})
             except _Bad as failed:
                 raw = json.dumps({"metric": metric, "value": point}, default=str)
                 bad.append((number, raw, failed.check, failed.reason))
@@ -214,7 +250,10 @@ def _json_point(name: str, point: Any) -> dict[str, Any]:
     if not isinstance(point, list) or len(point) != 2:
         raise _Bad("syntax", 'a point is not [unix_seconds, "value"]')
     try:
-        when = datetime.fromtimestamp(float(point[0]), tz=UTC)
+        seconds = float(point[0])
+        if not math.isfinite(seconds):
+            raise ValueError(seconds)
+        when = datetime.fromtimestamp(seconds, tz=UTC)
     except (TypeError, ValueError, OverflowError, OSError):
         raise _Bad("timestamp", f"{point[0]!r} is not a unix time") from None
     return _point(name, str(point[1]), when)

@@ -11,16 +11,26 @@ from pathlib import Path
 
 import pandas as pd
 
+from reporting.ingest.limits import (
+    DEFAULT_LIMITS,
+    FIELD_TOO_LONG,
+    MAX_COLUMNS,
+    Limits,
+    cut_raw,
+    long_field,
+    too_many_rows,
+)
 from reporting.schema import quarantine_frame
 
 
 class FileProblem(Exception):
     """A whole file cannot be read in its format: its lines are quarantined with this check."""
 
-    def __init__(self, check: str, reason: str) -> None:
+    def __init__(self, check: str, reason: str, first_data: int = 0) -> None:
         super().__init__(reason)
         self.check = check
         self.reason = reason
+        self.first_data = first_data  # index of the first line that is a row (not a header)
 
 
 @dataclass(frozen=True)
@@ -51,62 +61,40 @@ def split_delimited(
     fields: list[str] | None,
     header_marker: str,
     source_name: str,
+    limits: Limits = DEFAULT_LIMITS,
 ) -> SplitLines:
     """Split a delimited dump; with `fields` it has no header, else its first line is the header.
 
     A trailing delimiter (sacct `--parsable`) is accepted: N fields may come as N+1 parts with
-    an empty last one.
+    an empty last one. A file of more than `limits.max_rows` data lines is refused (an error).
     """
     try:
         lines = path.read_bytes().split(b"\n")
     except OSError as exc:
-        empty = quarantine_frame(source_file=[], line=[], raw=[], check=[], reason=[])
         reason = f"cannot read ({exc.strerror or type(exc).__name__}); check the file and its permissions"
-        return SplitLines(pd.DataFrame(columns=["line", "raw"]), empty, 0, reason)
+        return _refused(reason)
     try:
         header, first_data = _header(lines, delimiter, fields, header_marker)
     except FileProblem as problem:
         every_line = [
-            (n, b.rstrip(b"\r").decode("utf-8", "backslashreplace"))
-            for n, b in _data_lines(lines, 0)
+            (n, cut_raw(b.rstrip(b"\r").decode("utf-8", "backslashreplace"), limits))
+            for n, b in _data_lines(lines, problem.first_data)
         ]
         records = pd.DataFrame(every_line, columns=["line", "raw"])
         return SplitLines(
             records.iloc[0:0], quarantine_all(records, source_name, problem), len(records)
         )
-    sep = delimiter or "|"
+    data = _data_lines(lines, first_data)
+    if error := too_many_rows(len(data), limits):
+        return _refused(error)
     good: list[list[str | int]] = []
     bad: list[tuple[int, str, str, str]] = []
-    rows_read = 0
-    for number, raw_bytes in _data_lines(lines, first_data):
-        rows_read += 1
-        try:
-            text = raw_bytes.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raw = raw_bytes.decode("utf-8", errors="backslashreplace")
-            bad.append(
-                (
-                    number,
-                    raw,
-                    "encoding",
-                    f"not valid UTF-8 (byte 0x{raw_bytes[exc.start]:02x} at column {exc.start + 1})",
-                )
-            )
-            continue
-        parts = text.split(sep)
-        if len(parts) == len(header) + 1 and parts[-1] == "":
-            parts.pop()
-        if len(parts) != len(header):
-            bad.append(
-                (
-                    number,
-                    text,
-                    "field_count",
-                    f"expected {len(header)} fields separated by {sep!r}, found {len(parts)}",
-                )
-            )
-            continue
-        good.append([*parts, number, text])
+    for number, raw_bytes in data:
+        row, problem = _split_line(number, raw_bytes, delimiter or "|", header, limits)
+        if problem:
+            bad.append(problem)
+        else:
+            good.append(row)
     records = pd.DataFrame(good, columns=[*header, "line", "raw"], dtype=object)
     records["line"] = records["line"].astype("int64")
     quarantine = quarantine_frame(
@@ -116,7 +104,35 @@ def split_delimited(
         check=[b[2] for b in bad],
         reason=[b[3] for b in bad],
     )
-    return SplitLines(records, quarantine, rows_read)
+    return SplitLines(records, quarantine, len(data))
+
+
+def _refused(reason: str) -> SplitLines:
+    """A file not read at all: no records, no rows, and why."""
+    empty = quarantine_frame(source_file=[], line=[], raw=[], check=[], reason=[])
+    return SplitLines(pd.DataFrame(columns=["line", "raw"]), empty, 0, reason)
+
+
+def _split_line(
+    number: int, raw_bytes: bytes, sep: str, header: list[str], limits: Limits
+) -> tuple[list[str | int], tuple[int, str, str, str] | None]:
+    """(fields + [line, raw], None) of a good line, or ([], (line, raw, check, reason))."""
+    try:
+        text = raw_bytes.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raw = cut_raw(raw_bytes.decode("utf-8", errors="backslashreplace"), limits)
+        reason = f"not valid UTF-8 (byte 0x{raw_bytes[exc.start]:02x} at column {exc.start + 1})"
+        return [], (number, raw, "encoding", reason)
+    parts = text.split(sep)
+    if len(parts) == len(header) + 1 and parts[-1] == "":
+        parts.pop()
+    # No field is longer than its line: most lines need no look at their fields.
+    if len(raw_bytes) > limits.max_field_bytes and (problem := long_field(parts, limits, header)):
+        return [], (number, cut_raw(text, limits), FIELD_TOO_LONG, problem)
+    if len(parts) != len(header):
+        reason = f"expected {len(header)} fields separated by {sep!r}, found {len(parts)}"
+        return [], (number, cut_raw(text, limits), "field_count", reason)
+    return [*parts, number, text], None
 
 
 def _data_lines(lines: list[bytes], first: int) -> list[tuple[int, bytes]]:
@@ -151,4 +167,7 @@ def _header(
     names = first_text.split(sep)
     if names and names[-1] == "":
         names.pop()
+    if len(names) > MAX_COLUMNS:
+        reason = f"the header has {len(names):,} fields; sacct prints a few dozen"
+        raise FileProblem("wide_header", reason, first_data=first + 1)
     return names, first + 1

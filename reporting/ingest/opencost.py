@@ -24,8 +24,8 @@ Decisions:
 
 from __future__ import annotations
 
-import gzip
 import json
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -41,6 +41,19 @@ from reporting.ingest.billing.common import (
     parse_time,
     read_raw,
     text,
+)
+from reporting.ingest.limits import (
+    DEFAULT_LIMITS,
+    FIELD_TOO_LONG,
+    MAX_JSON_DEPTH,
+    Limits,
+    TooLarge,
+    cut_raw,
+    json_leaves,
+    json_too_deep,
+    long_field,
+    read_bytes,
+    too_many_rows,
 )
 from reporting.schema import USAGE_COLUMNS, empty_quarantine, empty_usage, quarantine_frame
 
@@ -128,6 +141,7 @@ def read_opencost(
     cluster: str | None = None,
     currency: str = "USD",
     as_of: pd.Timestamp | None = None,
+    limits: Limits = DEFAULT_LIMITS,
 ) -> OpenCostRead:
     """Read allocation JSON responses and CSV exports (source name → path) of one input.
 
@@ -137,9 +151,9 @@ def read_opencost(
     usages, quarantines, rows_read, errors = [], [], {}, {}
     for order, (name, path) in enumerate(paths.items()):
         if path.name.lower().endswith((".json", ".json.gz")):
-            records, quarantine, count, error = _json_records(path, name)
+            records, quarantine, count, error = _json_records(path, name, limits)
         else:
-            records, quarantine, count, error = _csv_records(path, name)
+            records, quarantine, count, error = _csv_records(path, name, limits)
         rows_read[name] = count
         quarantines.append(quarantine)
         if error:
@@ -159,45 +173,58 @@ def read_opencost(
 # ---- JSON ----------------------------------------------------------------------------------
 
 
-def _json_records(path: Path, name: str) -> tuple[pd.DataFrame | None, pd.DataFrame, int, str]:
+def _json_records(
+    path: Path, name: str, limits: Limits
+) -> tuple[pd.DataFrame | None, pd.DataFrame, int, str]:
     """(records, quarantine, rows read, file error) of one `/allocation` response."""
     try:
-        body = read_raw_text(path)
-    except (OSError, UnicodeDecodeError, EOFError) as exc:
+        body = read_bytes(path).decode("utf-8-sig")  # gunzipped within the ratio limit
+    except (OSError, UnicodeDecodeError, EOFError, zlib.error, TooLarge) as exc:
         return None, empty_quarantine(), 0, f"cannot read the file: {exc}"
     try:
         document = json.loads(body)
-    except (json.JSONDecodeError, RecursionError) as exc:
+    except (ValueError, RecursionError) as exc:  # ValueError: also ints of > 4,300 digits
         return None, _whole_file(name, body, "json", f"not valid JSON: {exc}"), 1, ""
+    if json_too_deep(document):
+        reason = f"nested deeper than {MAX_JSON_DEPTH} levels"
+        return None, _whole_file(name, body, "json", reason), 1, ""
     steps = document.get("data") if isinstance(document, dict) else None
     if isinstance(steps, dict):  # some Kubecost versions: one map, not a list of maps
         steps = [steps]
     if not isinstance(steps, list) or document.get("code", 200) != 200:
         reason = "expected an /allocation response {'code': 200, 'data': [{name: allocation}]}"
         return None, _whole_file(name, body, "json_shape", reason), 1, ""
+    allocations = [
+        item
+        for step in steps
+        for item in ((step or {}).items() if isinstance(step, dict) else [("", step)])
+    ]
+    if error := too_many_rows(len(allocations), limits):
+        return None, empty_quarantine(), 0, error
+    records, quarantine = _allocations(allocations, name, limits)
+    return records, quarantine, len(allocations), ""
+
+
+def _allocations(
+    allocations: list[tuple[Any, Any]], name: str, limits: Limits
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     rows, bad = [], []
-    for step in steps:
-        for key, value in (step or {}).items() if isinstance(step, dict) else [("", step)]:
-            number = len(rows) + len(bad) + 1
-            raw = json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
-            if not isinstance(value, dict):
-                bad.append((number, raw, "an allocation is not a JSON object"))
-                continue
-            rows.append({**_flatten(key, value), "line": number, "raw": raw})
+    for number, (key, value) in enumerate(allocations, start=1):
+        raw = json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
+        if not isinstance(value, dict):
+            bad.append((number, raw, "json_shape", "an allocation is not a JSON object"))
+        elif problem := long_field([key, *json_leaves(value)], limits):
+            bad.append((number, cut_raw(raw, limits), FIELD_TOO_LONG, problem))
+        else:
+            rows.append({**_flatten(str(key), value), "line": number, "raw": raw})
     quarantine = quarantine_frame(
         source_file=name,
         line=[b[0] for b in bad],
         raw=[b[1] for b in bad],
-        check="json_shape",
-        reason=[b[2] for b in bad],
+        check=[b[2] for b in bad],
+        reason=[b[3] for b in bad],
     )
-    return pd.DataFrame(rows), quarantine, len(rows) + len(bad), ""
-
-
-def read_raw_text(path: Path) -> str:
-    if path.name.lower().endswith(".gz"):
-        return gzip.decompress(path.read_bytes()).decode("utf-8-sig")
-    return path.read_text(encoding="utf-8-sig")
+    return pd.DataFrame(rows), quarantine
 
 
 def _whole_file(name: str, body: str, check: str, reason: str) -> pd.DataFrame:
@@ -231,8 +258,10 @@ def _flatten(key: str, allocation: dict[str, Any]) -> dict[str, Any]:
 # ---- CSV -----------------------------------------------------------------------------------
 
 
-def _csv_records(path: Path, name: str) -> tuple[pd.DataFrame | None, pd.DataFrame, int, str]:
-    table = read_raw(path, name)
+def _csv_records(
+    path: Path, name: str, limits: Limits
+) -> tuple[pd.DataFrame | None, pd.DataFrame, int, str]:
+    table = read_raw(path, name, limits)
     if table.error:
         return None, table.quarantine, table.rows_read, table.error
     raw = table.records

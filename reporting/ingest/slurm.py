@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from reporting.ingest import slurm_values as sv
+from reporting.ingest.limits import DEFAULT_LIMITS, Limits
 from reporting.ingest.lines import FileProblem, quarantine_all, split_delimited
 from reporting.schema import CARRIED, empty_quarantine, empty_usage, quarantine_frame
 
@@ -84,13 +85,15 @@ def read_slurm(
     delimiter: str | None,
     fields: list[str] | None,
     resolve_gpu: GpuResolver,
+    limits: Limits = DEFAULT_LIMITS,
 ) -> SlurmRead:
     """Read every dump of one input (source name → path); a run in several dumps is kept once."""
     usages, quarantines, rows_read, errors = [], [], {}, {}
     for name, path in paths.items():
         split = split_delimited(
-            path, delimiter=delimiter, fields=fields, header_marker="JobID", source_name=name
-        )
+            path, delimiter=delimiter, fields=fields, header_marker="JobID", source_name=name,
+            limits=limits,
+        )  # fmt: skip
         rows_read[name] = split.rows_read
         if split.error:
             errors[name] = split.error

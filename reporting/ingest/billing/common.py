@@ -2,8 +2,8 @@
 
 A reader turns one vendor family (FOCUS, AWS CUR, GCP export, Azure export) into charges:
 one row per billing line, FOCUS-shaped, costs in their billing currency, timestamps UTC.
-Files are read as text (`RawTable`): every value a string, so a reader decides how each vendor
-column is parsed and a value it cannot parse quarantines the row, naming the column.
+Files are read as text (`RawTable`, see `raw.py`): every value a string, so a reader decides how
+each vendor column is parsed and a value it cannot parse quarantines the row, naming the column.
 """
 
 from __future__ import annotations
@@ -11,16 +11,13 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-import zlib
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
-import pyarrow.parquet as pq
 
-from reporting.ingest.billing.csvlines import bad_bytes, csv_text, open_text, split_csv, visible
+# Files are read as text by `raw`; re-exported where the readers and tests have found them.
+from reporting.ingest.billing.raw import RawTable, open_text, read_raw  # noqa: F401
 from reporting.schema import empty_quarantine, quarantine_frame
 
 CHARGE_COLUMNS = [
@@ -63,17 +60,6 @@ CATEGORIES = ("Usage", "Purchase", "Tax", "Credit", "Adjustment")
 NULL_TEXT = frozenset({"", "null", "none", "nan", "n/a"})  # placeholders read as missing
 
 
-@dataclass
-class RawTable:
-    """One file as text: `records` has one column per header field plus `line` and `raw`."""
-
-    records: pd.DataFrame
-    columns: list[str]  # header fields as written (BOM and surrounding spaces removed)
-    quarantine: pd.DataFrame  # rows that could not even be split (wrong field count, bad bytes)
-    rows_read: int  # data rows seen, including the quarantined ones
-    error: str | None = None  # the file cannot be read at all (gone, unreadable, truncated gzip)
-
-
 @dataclass(frozen=True)
 class FamilyRead:
     """What a family reader returns for one file: accepted charges and quarantined rows."""
@@ -109,150 +95,6 @@ class RowProblems:
             check=[c for c, _ in self.reasons.values()],
             reason=[r for _, r in self.reasons.values()],
         )
-
-
-# ---- reading files as text ---------------------------------------------------------------
-
-
-def read_raw(path: Path, source_name: str) -> RawTable:
-    """Read a billing file as text: CSV (optionally gzip), parquet, or JSON lines."""
-    name = path.name.lower()
-    try:
-        if name.endswith(".parquet"):
-            return _read_parquet(path)
-        if name.endswith((".json", ".jsonl", ".ndjson", ".json.gz", ".jsonl.gz", ".ndjson.gz")):
-            return _read_json_lines(path, source_name)
-        return _read_csv(path, source_name)
-    except (OSError, EOFError, zlib.error, UnicodeDecodeError) as exc:
-        return _unreadable(f"cannot read the file: {exc}")
-    except Exception as exc:  # pyarrow raises its own types for corrupt parquet
-        if type(exc).__module__.startswith("pyarrow"):
-            return _unreadable(f"cannot read the file as parquet: {exc}")
-        raise
-
-
-def _unreadable(reason: str) -> RawTable:
-    return RawTable(pd.DataFrame({"line": [], "raw": []}), [], empty_quarantine(), 0, reason)
-
-
-def clean_header(fields: list[str]) -> list[str]:
-    return [f.replace("\ufeff", "").strip() for f in fields]
-
-
-def _read_csv(path: Path, source_name: str) -> RawTable:
-    with open_text(path) as stream:
-        split = split_csv(stream)
-    header = split.header
-    records = pd.DataFrame(split.rows, columns=_unique(header)) if split.rows else _empty(header)
-    records["line"] = pd.array(split.lines, dtype="int64")
-    records["raw"] = [csv_text(f) for f in split.rows]
-    quarantine = quarantine_frame(
-        source_file=source_name,
-        line=[b[0] for b in split.bad],
-        raw=[b[1] for b in split.bad],
-        check=[b[2] for b in split.bad],
-        reason=[b[3] for b in split.bad],
-    )
-    return RawTable(records, header, quarantine, len(split.rows) + len(split.bad))
-
-
-def _empty(header: list[str]) -> pd.DataFrame:
-    return pd.DataFrame({c: pd.Series(dtype=object) for c in _unique(header)})
-
-
-def _unique(header: list[str]) -> list[str]:
-    """Header names made unique (a repeated name gets `#2`, `#3`): pandas needs unique columns."""
-    seen: dict[str, int] = {}
-    result = []
-    for name in header:
-        seen[name] = seen.get(name, 0) + 1
-        result.append(name if seen[name] == 1 else f"{name}#{seen[name]}")
-    return result
-
-
-def _read_parquet(path: Path) -> RawTable:
-    """Parquet as text: scalars stringified, map/struct/list columns as JSON text."""
-    table = pq.read_table(path)
-    frame = table.to_pandas(types_mapper=None)
-    records = pd.DataFrame(index=range(len(frame)))
-    for column in frame.columns:
-        records[column] = [_to_text(v) for v in frame[column]]
-    records["line"] = pd.array(np.arange(1, len(frame) + 1), dtype="int64")
-    records["raw"] = [
-        json.dumps({c: _to_json(v) for c, v in row.items()}, sort_keys=True, default=str)
-        for row in frame.to_dict("records")
-    ]
-    return RawTable(records, list(frame.columns), empty_quarantine(), len(frame))
-
-
-def _to_json(value: Any) -> Any:
-    if isinstance(value, np.ndarray):
-        return [_to_json(v) for v in value.tolist()]
-    if isinstance(value, list) and value and isinstance(value[0], tuple):  # arrow map
-        return {str(k): _to_json(v) for k, v in value}
-    if isinstance(value, dict):
-        return {str(k): _to_json(v) for k, v in value.items()}
-    if isinstance(value, float) and np.isnan(value):
-        return None
-    if isinstance(value, pd.Timestamp):
-        return value.isoformat()
-    return value
-
-
-def _to_text(value: Any) -> str:
-    value = _to_json(value)
-    if value is None or value is pd.NaT:
-        return ""
-    if isinstance(value, dict | list):
-        return json.dumps(value, sort_keys=True, default=str)
-    return str(value)
-
-
-def _read_json_lines(path: Path, source_name: str) -> RawTable:
-    """JSON lines (one object per line): top-level keys become columns, nested values JSON text."""
-    rows: list[dict[str, str]] = []
-    lines: list[int] = []
-    raws: list[str] = []
-    bad_lines: list[int] = []
-    bad_raw: list[str] = []
-    bad_reason: list[str] = []
-    bad_check: list[str] = []
-    with open_text(path) as stream:
-        for number, text in enumerate(stream, start=1):
-            text = text.strip()
-            if not text:
-                continue
-            if (problem := bad_bytes(text)) is not None:
-                bad_lines.append(number)
-                bad_raw.append(visible(text))
-                bad_reason.append(problem)
-                bad_check.append("encoding")
-                continue
-            try:
-                value = json.loads(text)
-            except (json.JSONDecodeError, RecursionError) as exc:
-                bad_lines.append(number)
-                bad_raw.append(text)
-                bad_reason.append(f"not valid JSON: {exc}")
-                bad_check.append("json")
-                continue
-            if not isinstance(value, dict):
-                bad_lines.append(number)
-                bad_raw.append(text)
-                bad_reason.append("not a JSON object")
-                bad_check.append("json")
-                continue
-            rows.append({str(k): _to_text(v) for k, v in value.items()})
-            lines.append(number)
-            raws.append(text)
-    header = sorted({k for row in rows for k in row})
-    records = pd.DataFrame(rows, columns=header).fillna("") if rows else _empty(header)
-    records["line"] = pd.array(lines, dtype="int64")
-    records["raw"] = raws
-    quarantine = quarantine_frame(
-        source_file=source_name, line=bad_lines, raw=bad_raw, check=bad_check, reason=bad_reason
-    )
-    return RawTable(records, header, quarantine, len(rows) + len(bad_lines))
 
 
 # ---- parsing values ------------------------------------------------------------------------

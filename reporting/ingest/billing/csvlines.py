@@ -1,4 +1,4 @@
-"""Billing CSV (and JSON lines) text: open, split into rows, and keep every physical line counted.
+"""Billing CSV (and JSON lines) text (opened by `raw.open_text`): split into rows, and keep every physical line counted.
 
 A CSV row may legitimately span lines (a quoted description with a line break), so the text is
 split by `csv.reader`. A broken quote, though, makes the reader swallow the following lines
@@ -11,27 +11,13 @@ as rows of their own: one bad line never takes its neighbours with it.
 from __future__ import annotations
 
 import csv
-import gzip
 import io
 import re
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 
 _NOT_UTF8 = re.compile("[\udc80-\udcff]")  # what surrogateescape makes of a non-UTF-8 byte
-
-
-def open_text(path: Path) -> io.TextIOBase:
-    """A text stream of a CSV/JSON file, gunzipped if its name ends in .gz; BOM removed.
-
-    Bytes that are not UTF-8 come through as lone surrogates (`surrogateescape`), so that the
-    row holding them is quarantined (`encoding`) instead of the whole file being unreadable."""
-    if path.name.endswith(".gz"):
-        return io.TextIOWrapper(
-            gzip.open(path, "rb"), encoding="utf-8-sig", errors="surrogateescape", newline=""
-        )
-    return open(path, encoding="utf-8-sig", errors="surrogateescape", newline="")
 
 
 def visible(text: str) -> str:
@@ -93,11 +79,14 @@ class CsvSplit:
     bad: list[tuple[int, str, str, str]] = field(default_factory=list)  # line, raw, check, reason
 
 
-def split_csv(stream: io.TextIOBase) -> CsvSplit:
-    """The header and rows of a CSV text; rows that cannot be rows are in `bad`."""
+def split_csv(
+    stream: io.TextIOBase, on_header: Callable[[list[str]], None] | None = None
+) -> CsvSplit:
+    """The header and rows of a CSV text; rows that cannot be rows are in `bad`. `on_header`
+    sees the header before any row is read (it may raise to refuse the file)."""
     lines = _Lines(stream)
     reader = csv.reader(lines)
-    split = CsvSplit(_header(reader, lines))
+    split = CsvSplit(_header(reader, lines, on_header))
     while True:
         lines.row = []
         try:
@@ -121,7 +110,9 @@ def split_csv(stream: io.TextIOBase) -> CsvSplit:
             split.lines.append(lines.row[0][0])
 
 
-def _header(reader: Iterator[list[str]], lines: _Lines) -> list[str]:
+def _header(
+    reader: Iterator[list[str]], lines: _Lines, on_header: Callable[[list[str]], None] | None
+) -> list[str]:
     """The header row, from its first line alone if a broken quote ran it into the next."""
     try:
         fields = next(reader, [])
@@ -130,6 +121,8 @@ def _header(reader: Iterator[list[str]], lines: _Lines) -> list[str]:
     if len(lines.row) > 1 or (not fields and lines.row):
         _, text = lines.keep_first()
         fields = next(csv.reader([text]), [])
+    if on_header is not None:  # before the fields are copied: a refused header costs no more
+        on_header(fields)
     return [visible(f.replace("\ufeff", "").strip()) for f in fields]
 
 

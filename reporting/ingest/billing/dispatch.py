@@ -26,6 +26,7 @@ from reporting.ingest.billing.common import (
     read_raw,
     text,
 )
+from reporting.ingest.limits import DEFAULT_LIMITS, Limits
 from reporting.schema import CARRIED, empty_quarantine
 
 # A family's cost and currency columns as written (normalised keys, first found wins): what a
@@ -68,12 +69,14 @@ def empty_charges() -> pd.DataFrame:
     return finish_charges(frame, "none", "")
 
 
-def read_billing(paths: dict[str, Path], kind: str, *, day_first: bool = False) -> BillingRead:
+def read_billing(
+    paths: dict[str, Path], kind: str, *, day_first: bool = False, limits: Limits = DEFAULT_LIMITS
+) -> BillingRead:
     """Read billing files (name in reports → path); bad rows and files are quarantined."""
     result = BillingRead(empty_charges(), empty_quarantine())
     charges, quarantines = [], [empty_quarantine()]
     for name, path in paths.items():
-        table = read_raw(path, name)
+        table = read_raw(path, name, limits)
         result.rows_read[name] = table.rows_read
         quarantines.append(table.quarantine)
         if table.error:

@@ -46,6 +46,7 @@ from reporting.ingest.billing.common import (
     read_raw,
     text,
 )
+from reporting.ingest.limits import DEFAULT_LIMITS, Limits
 from reporting.schema import empty_quarantine, quarantine_frame
 
 VENDOR_COLUMNS = [
@@ -88,7 +89,9 @@ def empty_vendor_carbon() -> pd.DataFrame:
     return _typed(pd.DataFrame({c: [] for c in VENDOR_COLUMNS}))
 
 
-def read_vendor_carbon(path: Path, name: str, kind: str) -> tuple[pd.DataFrame, pd.DataFrame, int]:
+def read_vendor_carbon(
+    path: Path, name: str, kind: str, limits: Limits = DEFAULT_LIMITS
+) -> tuple[pd.DataFrame, pd.DataFrame, int]:
     """One vendor carbon file → (rows, quarantine, rows_read); rows_read = accepted + quarantined.
 
     `kind` is `aws_carbon`, `gcp_carbon` or `vendor_carbon` (from the header). A file that cannot
@@ -96,7 +99,7 @@ def read_vendor_carbon(path: Path, name: str, kind: str) -> tuple[pd.DataFrame, 
     if kind not in (*KINDS, "vendor_carbon"):
         raise ValueError(f"unknown vendor carbon kind {kind!r}")
     try:
-        table = read_raw(path, name)
+        table = read_raw(path, name, limits)
     except (csv.Error, ValueError) as exc:  # an oversized CSV field; pyarrow's ArrowInvalid
         table = RawTable(pd.DataFrame(), [], empty_quarantine(), 0, f"cannot read the file: {exc}")
     if table.error:
