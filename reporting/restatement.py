@@ -2,7 +2,7 @@
 
 Each time a period's report is rendered, its headline figures and their basis (factor values,
 methodology text, tool version, input file hashes) are kept in the ledger folder as
-`published/<start>..<end>/<run_date>.json`. A new record is written only when the figures or
+`_published/<start>..<end>/<run_date>.json`. A new record is written only when the figures or
 their basis differ from the latest one, so re-rendering the same ledger changes nothing. The
 report compares the current figures with the first publication of the period, and lists every
 publication with what changed since the one before (GHG Protocol recalculation policy; 5 %
@@ -20,7 +20,7 @@ from typing import Any
 
 from reporting.summary import Period
 
-PUBLISHED_DIR = "published"
+PUBLISHED_DIR = "_published"  # leading _: parquet dataset readers skip it
 SIGNIFICANCE_RATIO = 0.05
 MAX_LISTED = 8  # factor changes named one by one before "and N more"
 
