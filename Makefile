@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test fuzz install install-test system-deps clean
+.PHONY: demo test fuzz install install-test system-deps reader-deps clean
 
 # WeasyPrint renders with Pango (and subsets fonts with HarfBuzz); install them when missing.
 SYSTEM_LIBS := libpango-1.0.so.0 libpangoft2-1.0.so.0 libharfbuzz-subset.so.0
@@ -17,6 +17,19 @@ system-deps:
 	  else echo "missing system libraries:$$missing (install Pango and HarfBuzz-subset, e.g. apt-get install libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0)"; exit 1; fi; \
 	fi
 
+# The report is checked as a reader sees it: headless Chromium opens the HTML, pdftoppm and
+# pdftotext (poppler-utils) turn the PDF into pages. Installed when missing and running as root;
+# otherwise those tests skip.
+READER_BINS := chromium pdftoppm pdftotext
+reader-deps:
+	@missing=""; for bin in $(READER_BINS); do command -v "$$bin" >/dev/null || missing="$$missing $$bin"; done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing the report checks' browser and PDF tools:$$missing"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium poppler-utils fonts-dejavu-core >/dev/null; \
+	  else echo "missing:$$missing (apt-get install chromium poppler-utils); the browser and PDF-page tests will skip"; fi; \
+	fi
+
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
@@ -24,7 +37,7 @@ $(BIN)/python:
 install: system-deps $(BIN)/python
 	$(BIN)/pip install --quiet .
 
-install-test: system-deps $(BIN)/python
+install-test: system-deps reader-deps $(BIN)/python
 	$(BIN)/pip install --quiet ".[test]"
 
 demo: install

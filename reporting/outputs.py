@@ -1,4 +1,5 @@
-"""Write a period's outputs: summary.json, quarantine.csv, report.html and report.pdf."""
+"""Write a period's outputs: summary.json, quarantine.csv, report.html, report.pdf and the CSV
+extracts of the report's tables (tables/*.csv)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from typing import Any
 
 import pandas as pd
 
-from reporting import report
+from reporting import extracts, report
 
 METHODOLOGY = {
     "gpu_formula": "GPU W = n_gpus × (W_min + u_gpu × (W_max − W_min)); u_gpu from Slurm gres/gpuutil "
@@ -91,6 +92,7 @@ def write_all(
     )
     _write_text(out_dir / "quarantine.csv", csv_text(quarantine))
     _write_text(out_dir / "findings.csv", csv_text(findings))
+    extracts.write_tables(out_dir / "tables", extracts.tables(summary, context), csv_text)
     html = report.render_html(context)
     report.write_html(html, out_dir / "report.html")
     report.write_pdf(html, out_dir / "report.pdf")

@@ -12,7 +12,7 @@ from typing import Any, Literal
 import pandas as pd
 
 from reporting import ledger as store
-from reporting import manifest, notify, outputs
+from reporting import manifest, notify, outputs, quarterly
 from reporting.attribute import attribute_usage
 from reporting.attribute_cloud import attribute_charges
 from reporting.audit import audit_ledger
@@ -307,6 +307,7 @@ def report(
         findings=findings,
         unresolved_owners=notify.unresolved_owners(findings, config.notify, _directory(config)),
     )
+    summary, context = quarterly.complete(root, rows, period, run_date, summary, context)
     outputs.write_all(out_dir, summary, context, store.read_quarantine(root), findings)
     log.info(
         "reported %s: %.1f kWh, %.1f kg CO2e location-based, %.1f kg market-based -> %s",

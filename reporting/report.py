@@ -29,6 +29,7 @@ import weasyprint
 from markupsafe import Markup
 from weasyprint.urls import URLFetcher, URLFetcherResponse
 
+from . import report_sections
 from .energy import ENERGY_METHODS
 from .errors import ReportingError
 
@@ -51,12 +52,6 @@ BIDI_CONTROLS = dict.fromkeys(
     map(ord, "\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\u200e\u200f\u061c")
 )
 SOURCE_DATE_EPOCH = "SOURCE_DATE_EPOCH"
-BREAKDOWNS = (
-    ("by_team", "team", "team"),
-    ("by_model", "model", "model"),
-    ("by_phase", "phase", "phase"),
-    ("by_site", "site", "site"),
-)
 UNALLOCATED = "unallocated"
 METHOD_LABELS = {
     "gpu_formula": "GPU power",
@@ -200,17 +195,27 @@ def _total_row(rows: list[Mapping[str, Any]]) -> dict[str, Any]:
 
 
 def _breakdowns(context: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The attribution tables; all but `by_site` always show an `unallocated` line."""
+    found = report_sections.attribution_tables(context)
     return [
         {
-            "id": f"by-{key}",
+            "id": f"by-{key.replace('_', '-')}",
             "title": f"By {label}",
             "label": label,
             "key": key,
-            "rows": context[name],
-            "total": _total_row(context[name]),
+            "name": name,
+            "rows": (rows := _rows_of(context, name, key)),
+            "total": _total_row(rows),
         }
-        for name, key, label in BREAKDOWNS
+        for name, key, label in found
     ]
+
+
+def _rows_of(context: Mapping[str, Any], name: str, key: str) -> list[Mapping[str, Any]]:
+    rows = context[name]
+    if name == "by_site" or "quarterly" not in context:
+        return rows  # contexts without the quarterly sections keep their rows as given
+    return report_sections.with_unallocated(rows, key)
 
 
 def _energy_methods(shares: Mapping[str, float]) -> list[tuple[str, float]]:
@@ -245,6 +250,7 @@ def _method_notes(methodology: Mapping[str, Any]) -> list[str]:
 def _view(context: Mapping[str, Any]) -> dict[str, Any]:
     return {
         **context,
+        **report_sections.view(context),
         "breakdowns": _breakdowns(context),
         "methods": _energy_methods(context["energy_methods"]),
         "method_items": _method_items(context["methodology"]),
@@ -274,6 +280,7 @@ def environment() -> jinja2.Environment:
         finalize=_bounded,
     )
     env.filters.update(FILTERS)
+    env.filters.update(report_sections.FILTERS)
     return env
 
 

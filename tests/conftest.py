@@ -3,6 +3,8 @@ from __future__ import annotations
 import csv
 import io
 import shutil
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -132,3 +134,20 @@ def hostile_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HostileRun
         out, code, output = run_installation(folder, "--verbose", env={"SMTP_PW": SECRET})
         yield HostileRun(folder, out, code, output, requests, base_url, box.messages,
                          box.passwords)  # fmt: skip
+
+
+@pytest.fixture(scope="session")
+def demo_out_session(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """`greenops demo` on sample_logs/, run once per session (the installed console script)."""
+    out = tmp_path_factory.mktemp("demo") / "out"
+    greenops = Path(sys.executable).parent / "greenops"
+    result = subprocess.run(
+        [str(greenops), "demo", "--out", str(out)],
+        check=False,
+        cwd=Path(__file__).parent.parent,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr
+    return out

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 from datetime import date
 from pathlib import Path
@@ -34,18 +33,8 @@ CHECK_FOR_KIND = {
 
 
 @pytest.fixture(scope="module")
-def demo_out(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("demo") / "out"
-    result = subprocess.run(
-        [str(GREENOPS), "demo", "--out", str(out)],
-        check=False,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert result.returncode == 0, result.stderr
-    return out
+def demo_out(demo_out_session: Path) -> Path:
+    return demo_out_session  # one demo run per test session, shared with the report tests
 
 
 def test_summary_matches_the_golden_file(demo_out: Path) -> None:

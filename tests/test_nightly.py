@@ -41,8 +41,10 @@ def _ledger(folder: Path) -> dict[str, bytes]:
     return {
         str(p.relative_to(root)): p.read_bytes()
         for p in sorted(root.rglob("*"))
-        # run records keyed by run date (first seen, notified, validation history) differ by design
+        # run records keyed by run date (first seen, notified, validation history, the reports
+        # published under _published/) differ by design
         if p.is_file()
+        and "_published" not in p.relative_to(root).parts
         and p.name
         not in (
             LOCK_FILE,
