@@ -117,9 +117,17 @@ def stacked_hbar(chart_id: str, title: str, names: Sequence[str], series: dict[s
         ax.set_yticks(rows, _short(names))
         ax.set_xlabel(unit)
         _legend(ax, min(len(series), 5))
-    parts = [f"{n}: " + ", ".join(f"{label} {list(v)[i] / scale:,.2f} {unit}" for label, v in series.items())
-             for i, n in enumerate(names)]  # fmt: skip
-    return to_svg(fig, chart_id, title, "; ".join(parts))
+    return to_svg(fig, chart_id, title, _series_text(names, series, unit, scale))
+
+
+def _series_text(names: Sequence[str], series: dict[str, Sequence[float]], unit: str,
+                 scale: float) -> str:  # fmt: skip
+    """The chart's numbers as text (its alt text): per name, each series' value."""
+    return "; ".join(
+        f"{n}: "
+        + ", ".join(f"{label} {list(v)[i] / scale:,.2f} {unit}" for label, v in series.items())
+        for i, n in enumerate(names)
+    )
 
 
 def grouped_bars(chart_id: str, title: str, names: Sequence[str], series: dict[str, Sequence[float]],
@@ -136,9 +144,7 @@ def grouped_bars(chart_id: str, title: str, names: Sequence[str], series: dict[s
         ax.set_xticks(range(len(names)), _short(names, 22))
         ax.set_ylabel(unit)
         _legend(ax, min(len(series), 4))
-    parts = [f"{n}: " + ", ".join(f"{label} {list(v)[i] / scale:,.2f} {unit}" for label, v in series.items())
-             for i, n in enumerate(names)]  # fmt: skip
-    return to_svg(fig, chart_id, title, "; ".join(parts))
+    return to_svg(fig, chart_id, title, _series_text(names, series, unit, scale))
 
 
 def lines(chart_id: str, title: str, names: Sequence[str], series: dict[str, Sequence[float]],
@@ -154,9 +160,7 @@ def lines(chart_id: str, title: str, names: Sequence[str], series: dict[str, Seq
         ax.set_ylabel(unit)
         ax.set_ylim(bottom=0)
         _legend(ax, min(len(series), 4))
-    parts = [f"{n}: " + ", ".join(f"{label} {list(v)[i] / scale:,.2f} {unit}" for label, v in series.items())
-             for i, n in enumerate(names)]  # fmt: skip
-    return to_svg(fig, chart_id, title, "; ".join(parts))
+    return to_svg(fig, chart_id, title, _series_text(names, series, unit, scale))
 
 
 def tornado(chart_id: str, title: str, central: float, bars: Sequence[dict[str, Any]]) -> Markup:

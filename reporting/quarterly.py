@@ -110,17 +110,7 @@ def _change(now: float, before: float | None) -> float | None:
     return round((now - before) / abs(before), 6)
 
 
-KPI_ROWS = (
-    ("facility_energy_kwh", "Facility energy", "mwh"),
-    ("scope2_location_kg", "Scope 2 — location-based", "tonnes"),
-    ("scope2_market_kg", "Scope 2 — market-based", "tonnes"),
-    ("scope31_location_kg", "Scope 3.1 cloud — location-based", "tonnes"),
-    ("scope31_market_kg", "Scope 3.1 cloud — market-based", "tonnes"),
-    ("co2e_location_kg", "Total — location-based (Scope 2 + 3.1)", "tonnes"),
-    ("co2e_market_kg", "Total — market-based (Scope 2 + 3.1)", "tonnes"),
-    ("co2e_embodied_kg", "Embodied — management allocation (Scope 3.2)", "tonnes"),
-    ("gpu_hours", "GPU-hours", "num"),
-)
+KPI_ROWS = (*uncertainty.KPIS, ("gpu_hours", "GPU-hours", "num"))  # the ranged ones, and GPU-hours
 
 
 def headline_kpis(

@@ -45,7 +45,7 @@ KPIS = (
     ("scope31_market_kg", "Scope 3.1 cloud — market-based", "tonnes"),
     ("co2e_location_kg", "Total — location-based (Scope 2 + 3.1)", "tonnes"),
     ("co2e_market_kg", "Total — market-based (Scope 2 + 3.1)", "tonnes"),
-    ("co2e_embodied_kg", "Embodied — management allocation", "tonnes"),
+    ("co2e_embodied_kg", "Embodied — management allocation (Scope 3.2)", "tonnes"),
 )
 TORNADO_KPI = "co2e_location_kg"
 

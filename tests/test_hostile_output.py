@@ -161,3 +161,16 @@ def test_every_file_stays_inside_the_output_folder(hostile_run: HostileRun) -> N
     assert written == inputs
     stray = [p for p in hostile_run.folder.parent.iterdir() if p.is_file()]
     assert [p.name for p in stray if not p.name.startswith(".")] == []  # pytest's .lock aside
+
+
+def test_in_a_browser_no_script_runs_and_no_request_leaves(hostile_run: HostileRun) -> None:
+    """The hostile report opened in headless Chromium: nothing but the file itself is loaded,
+    no console error or exception (an injected script or handler would raise or log one)."""
+    from tests import chromium
+    from tests.test_quarterly_report import need
+
+    need("chromium")
+    page = chromium.open_page(chromium.file_url(hostile_run.out / "report.html"))
+    assert page.errors() == [] and page.failed == [] and page.exceptions == []
+    assert page.requests == [chromium.file_url(hostile_run.out / "report.html")]
+    assert hostile_run.requests == []  # and the listener the payload URLs point at heard nothing
