@@ -20,6 +20,8 @@ matplotlib.use("Agg")  # no display; set before anything imports pyplot
 from markupsafe import Markup, escape
 from matplotlib.figure import Figure
 
+from reporting.shown import bounded
+
 KG_PER_TONNE = 1_000
 KWH_PER_MWH = 1_000
 WIDTH_IN = 6.6  # fits the A4 content width (180 mm) with room to spare
@@ -67,7 +69,9 @@ def to_svg(fig: Any, chart_id: str, title: str, desc: str) -> Markup:
     head = (f'<svg role="img" aria-labelledby="{chart_id}-title {chart_id}-desc" class="chart-svg" '
             f'id="{chart_id}"')  # fmt: skip
     text = text.replace("<svg", head, 1)
-    alt = f'<title id="{chart_id}-title">{escape(title)}</title><desc id="{chart_id}-desc">{escape(desc)}</desc>'
+    # Alt text carries data (team and model names): bounded like every text the report shows.
+    alt = (f'<title id="{chart_id}-title">{escape(bounded(title))}</title>'
+           f'<desc id="{chart_id}-desc">{escape(bounded(desc))}</desc>')  # fmt: skip
     text = re.sub(r"(<svg[^>]*>)", lambda m: m.group(1) + alt, text, count=1)
     return Markup(text)  # matplotlib output with escaped alt text
 

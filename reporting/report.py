@@ -15,7 +15,6 @@ import math
 import mimetypes
 import numbers
 import os
-import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -26,12 +25,12 @@ from urllib.parse import unquote, urlsplit
 
 import jinja2
 import weasyprint
-from markupsafe import Markup
 from weasyprint.urls import URLFetcher, URLFetcherResponse
 
 from . import report_sections
 from .energy import ENERGY_METHODS
 from .errors import ReportingError
+from .shown import bounded
 
 TEMPLATE_NAME = "report.html"
 DASH = "—"
@@ -41,16 +40,6 @@ KG_PER_TONNE = 1_000
 RAW_MAX_CHARS = 200
 # Longest text any `{{ }}` shows: above the longest methodology note (1,342), far above any name.
 # Longer text comes from data (a 10 kB job name) and would only slow the PDF layout down.
-TEXT_MAX_CHARS = 1_500
-# Longest unbroken run (no whitespace) shown: longer than any name, path or URL of a report.
-# WeasyPrint breaks a long word in time quadratic in its length (1,500 characters: ~1 s).
-WORD_MAX_CHARS = 300
-_LONG_WORD = re.compile(rf"\S{{{WORD_MAX_CHARS + 1},}}")
-# Bidirectional overrides, embeddings, isolates and marks: in data they only disguise text
-# (`invoice\u202egnp.exe` reads as `invoiceexe.png`), so the report and e-mails drop them.
-BIDI_CONTROLS = dict.fromkeys(
-    map(ord, "\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\u200e\u200f\u061c")
-)
 SOURCE_DATE_EPOCH = "SOURCE_DATE_EPOCH"
 UNALLOCATED = "unallocated"
 METHOD_LABELS = {
@@ -277,22 +266,11 @@ def environment() -> jinja2.Environment:
         trim_blocks=True,
         lstrip_blocks=True,
         keep_trailing_newline=True,
-        finalize=_bounded,
+        finalize=bounded,
     )
     env.filters.update(FILTERS)
     env.filters.update(report_sections.FILTERS)
     return env
-
-
-def _bounded(value: Any) -> Any:
-    """What every `{{ }}` shows: text without bidi controls, words cut at WORD_MAX_CHARS and
-    the whole at TEXT_MAX_CHARS with `…`; markup (macro output) and non-text pass unchanged."""
-    if not isinstance(value, str) or isinstance(value, Markup):
-        return value
-    text = value.translate(BIDI_CONTROLS)
-    if len(text) > WORD_MAX_CHARS:
-        text = _LONG_WORD.sub(lambda word: word.group()[: WORD_MAX_CHARS - 1] + "…", text)
-    return text if len(text) <= TEXT_MAX_CHARS else text[: TEXT_MAX_CHARS - 1] + "…"
 
 
 def render_html(context: dict[str, Any]) -> str:

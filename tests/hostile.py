@@ -80,9 +80,11 @@ def fuzz(weight: int = 1) -> settings:
 
 # --- HTML made of data -----------------------------------------------------------------------------
 
+# <svg> itself is allowed: the report's charts are inline SVG (matplotlib). What could make an
+# SVG active is checked like the rest: <script>, <foreignObject>, handlers, links not to "#".
 ACTIVE_TAGS = {
-    "script", "img", "iframe", "object", "embed", "svg", "link", "base", "form", "input",
-    "video", "audio", "source", "frame", "frameset", "applet", "math",
+    "script", "img", "iframe", "object", "embed", "foreignobject", "link", "base", "form",
+    "input", "video", "audio", "source", "frame", "frameset", "applet", "math", "image",
 }  # fmt: skip
 
 
@@ -134,7 +136,7 @@ def inert_problems(html: str, *, allowed_links: tuple[str, ...] = ("#",)) -> lis
                 problems.append(f"<{tag} {name}=...> event handler")
             if name in ("src", "srcset", "background", "action", "formaction", "poster"):
                 problems.append(f"<{tag} {name}={value!r}>")
-            if name == "href" and not (value or "").startswith(allowed_links):
+            if name in ("href", "xlink:href") and not (value or "").startswith(allowed_links):
                 problems.append(f"<{tag} href={value!r}>")
             if name == "style" and "url(" in (value or ""):
                 problems.append(f"<{tag} style={value!r}>")
