@@ -41,9 +41,8 @@ def split_node_bills(
     pods = cluster.assign(_key=resource_key(cluster["resource_id"]))
     lines = cloud.assign(_key=resource_key(cloud["resource_id"]))
     pods = pods[pods["_key"].notna() & (pods["source"] == "opencost")]
-    billed = lines["_key"].notna() & lines.set_index(["_key", "day"]).index.isin(
-        pods.set_index(["_key", "day"]).index
-    )
+    pod_days = pods.set_index(["_key", "day"]).index
+    billed = lines["_key"].notna() & lines.set_index(["_key", "day"]).index.isin(pod_days)
     if not billed.any():
         return cluster, cloud
     shares = _shares(pods)
@@ -56,8 +55,7 @@ def split_node_bills(
     split["usage_id"] = split["usage_id"] + "#" + split["usage_id_pod"]
     split["energy_note"] = "node bill line split over its pods by OpenCost cost share"
     split = split[cloud.columns]
-    paid = pods.index[pods.set_index(["_key", "day"]).index.isin(
-        lines[billed].set_index(["_key", "day"]).index)]  # fmt: skip
+    paid = pods.index[pod_days.isin(lines[billed].set_index(["_key", "day"]).index)]
     zeroed = cluster.copy()
     for column in ZEROED:
         if column in zeroed.columns:

@@ -13,8 +13,8 @@
    its run, energy × overlap share × g / max(G, Σg): g the job's GPUs per node, G the host's GPUs
    seen in telemetry, Σg the GPUs of all jobs overlapping that interval on the host. sacct rarely
    says which GPU index a job had, so a host's GPUs are shared by GPU count.
-4. `coverage_status`: "telemetry" when coverage ≥ 0.99, "modelled; partial telemetry" when some,
-   "modelled" when none; `blend_gpu_energy` fills the uncovered share with the modelled term.
+4. `blend_gpu_energy`: telemetry alone when coverage ≥ 0.99 (energy_method "telemetry"), else the
+   telemetry plus the modelled term for the uncovered share.
 """
 
 from __future__ import annotations
@@ -331,13 +331,6 @@ def usage_telemetry(
 
 
 # ---- energy hierarchy ----------------------------------------------------------------------
-
-
-def coverage_status(coverage_ratio: pd.Series) -> pd.Series:
-    """'telemetry' (≥ 0.99), 'modelled; partial telemetry' (> 0) or 'modelled'."""
-    status = pd.Series("modelled", index=coverage_ratio.index, dtype=object)
-    status = status.where(~(coverage_ratio.fillna(0) > 0), "modelled; partial telemetry")
-    return status.where(~(coverage_ratio.fillna(0) >= COMPLETE_COVERAGE), "telemetry")
 
 
 def blend_gpu_energy(

@@ -7,7 +7,6 @@ import pytest
 
 from reporting.telemetry import (
     blend_gpu_energy,
-    coverage_status,
     expand_hostlist,
     gpu_intervals,
     job_energy,
@@ -153,11 +152,8 @@ def test_oversubscribed_node_normalised_by_requested_gpus() -> None:
     assert result["telemetry_gpu_energy_kwh"].sum() == pytest.approx(intervals["energy_kwh"].sum())
 
 
-def test_coverage_status_and_blend() -> None:
+def test_blend_uses_telemetry_alone_when_complete_and_fills_the_rest_by_the_model() -> None:
     coverage = pd.Series([1.0, 0.995, 0.5, 0.0, None])
-    assert coverage_status(coverage).tolist() == [
-        "telemetry", "telemetry", "modelled; partial telemetry", "modelled", "modelled",
-    ]  # fmt: skip
     modelled = pd.Series([2.0, 2.0, 2.0, 2.0, 2.0])
     measured = pd.Series([1.0, 1.0, 0.5, 0.0, None])
     assert blend_gpu_energy(modelled, measured, coverage).tolist() == pytest.approx(

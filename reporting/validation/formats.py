@@ -63,9 +63,11 @@ def _types(columns: dict[str, str]) -> list[Any]:
     ]
 
 
-def _between(column: str, low: float | None, high: float | None, rule: str) -> Any:
+def _between(
+    column: str, low: float | None, high: float | None, rule: str, on_failure: str = Q
+) -> Any:
     return E.ExpectColumnValuesToBeBetween(
-        column=column, min_value=low, max_value=high, meta=meta(Q, rule)
+        column=column, min_value=low, max_value=high, meta=meta(on_failure, rule)
     )
 
 
@@ -224,16 +226,10 @@ def dcgm_expectations() -> list[Any]:
     """GPU samples from dcgm-exporter: plausible power and utilisation."""
     return [
         E.ExpectColumnValuesToNotBeNull(column="host", meta=meta(WARN, "the sample names a host")),
-        _warn_between("power_w", 0, MAX_GPU_POWER_W, "GPU power in [0, 1,500] W"),
-        _warn_between("gpu_util_pct", 0, 100, "GPU utilisation in [0, 100] %"),
-        _warn_between("gr_engine_active_ratio", 0, 1, "graphics engine activity in [0, 1]"),
+        _between("power_w", 0, MAX_GPU_POWER_W, "GPU power in [0, 1,500] W", WARN),
+        _between("gpu_util_pct", 0, 100, "GPU utilisation in [0, 100] %", WARN),
+        _between("gr_engine_active_ratio", 0, 1, "graphics engine activity in [0, 1]", WARN),
     ]
-
-
-def _warn_between(column: str, low: float, high: float, rule: str) -> Any:
-    return E.ExpectColumnValuesToBeBetween(
-        column=column, min_value=low, max_value=high, meta=meta(WARN, rule)
-    )
 
 
 def dcgm_view(samples: pd.DataFrame) -> pd.DataFrame:
