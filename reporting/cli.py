@@ -130,9 +130,20 @@ def run(
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Write owners' e-mails to <out>/outbox, send nothing.")
     ] = False,
+    engine: Annotated[
+        str, typer.Option(help="local, or dask: large inputs' slices processed on a Dask cluster.")
+    ] = "local",
+    scheduler: Annotated[
+        str | None,
+        typer.Option(help="Dask scheduler address (tcp://host:8786); default: a local cluster."),
+    ] = None,
 ) -> None:
     """The nightly job: new or changed inputs → ledger → report → audit → owners' e-mails."""
     _setup_logging(quiet, verbose, log_format)
+    if engine not in ("local", "dask"):
+        raise ReportingError(f"--engine {engine!r}: use local or dask.")
+    if scheduler is not None and engine != "dask":
+        raise ReportingError("--scheduler goes with --engine dask.")
     if (from_ is None) != (to is None):
         raise ReportingError("--from and --to go together: give both days of the backfill.")
     run_date = _parse_date(to if to else date_, "--to" if to else "--date")
@@ -150,6 +161,8 @@ def run(
             on_stage=on_stage,
             notify="dry-run" if dry_run else "send",
             smtp_password=_smtp_password(loaded, dry_run),
+            engine="dask" if engine == "dask" else "local",
+            scheduler=scheduler,
         )
         result = pipeline.run(loaded, run_date, chosen, out, options)
     _finish(result)

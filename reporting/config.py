@@ -243,6 +243,14 @@ class Validation(_Strict):
     sum_max_ratio: Positive = 2.0
 
 
+class Engine(_Strict):
+    """How a run's work is cut up (results are the same whatever the settings)."""
+
+    # Slurm inputs larger than this are read in slices of about this size, one at a time
+    # (memory bounded by the slice, not the input)
+    batch_mb: Annotated[float, Field(gt=0)] = 32.0
+
+
 class Config(_Strict):
     organisation: Organisation
     sites: list[Site] = []
@@ -254,6 +262,7 @@ class Config(_Strict):
     audit: Audit = Audit()
     notify: Notify = Notify()
     validation: Validation = Validation()
+    engine: Engine = Engine()
     config_file: Path = Path(
         "greenops.toml"
     )  # set by load_config; relative paths resolve from its folder

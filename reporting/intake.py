@@ -22,8 +22,9 @@ from reporting.ingest.billing.dispatch import empty_charges
 from reporting.ingest.billing.vendor_carbon import empty_vendor_carbon, read_vendor_carbon
 from reporting.ingest.dcgm import empty_samples
 from reporting.ingest.limits import Limits
+from reporting.ingest.lines import Span
 from reporting.ingest.opencost import read_opencost
-from reporting.ingest.slurm import FINAL_STATES, read_slurm
+from reporting.ingest.slurm import FINAL_STATES, SlurmRead, read_slurm
 from reporting.schema import empty_quarantine, empty_usage
 from reporting.site_params import check_config, resolve_gpu_models
 from reporting.telemetry_intake import coupled_usage_files, read_telemetry_input, site_span
@@ -137,20 +138,7 @@ def ingest(
             usages.append(pod_usage)
             quarantines.append(pods.quarantine)
             continue
-        site = config.site(str(spec.site))
-        read = read_slurm(
-            paths,
-            site=site.name,
-            timezone=site.timezone,
-            delimiter=spec.delimiter,
-            fields=spec.fields,
-            resolve_gpu=lambda frame: resolve_gpu_models(frame, config),
-            limits=bounds,
-        )
-        stats = {
-            source_file: _file_stats(read.usage, read.quarantine, source_file, rows_read, spec.kind)
-            for source_file, rows_read in read.rows_read.items()
-        }
+        read, stats = _read_slurm_input(config, spec, paths)
         files.update(stats)
         gate += _gate(stats, read.file_errors, spec.max_quarantined_ratio)
         errors.update(read.file_errors)
@@ -175,6 +163,73 @@ def ingest(
     return Intake(
         usage, quarantine, files, gate, all_charges, vendor_all, limits, errors, all_samples
     )
+
+
+def _read_slurm_input(
+    config: Config, spec: Input, paths: dict[str, Path], spans: dict[str, Span] | None = None
+) -> tuple[SlurmRead, dict[str, dict[str, Any]]]:
+    """Runs and quarantine of a Slurm input's files (or slices of them), and per-file stats."""
+    site = config.site(str(spec.site))
+    read = read_slurm(
+        paths, site=site.name, timezone=site.timezone, delimiter=spec.delimiter,
+        fields=spec.fields, resolve_gpu=lambda frame: resolve_gpu_models(frame, config),
+        limits=Limits(spec.max_field_bytes, spec.max_rows), spans=spans,
+    )  # fmt: skip
+    stats = {
+        source_file: _file_stats(read.usage, read.quarantine, source_file, rows_read, spec.kind)
+        for source_file, rows_read in read.rows_read.items()
+    }
+    return read, stats
+
+
+def ingest_slice(config: Config, index: int, source_file: str, path: Path, span: Span) -> Intake:
+    """The intake of one slice of a Slurm dump (reporting/slices.py): its runs, quarantine and
+    the file's counts for that slice (added up over the slices by `merge_intakes`)."""
+    spec = config.inputs[index]
+    read, stats = _read_slurm_input(config, spec, {source_file: path}, {source_file: span})
+    gate = _gate(stats, read.file_errors, spec.max_quarantined_ratio, log_errors=False)
+    limits = {source_file: spec.max_quarantined_ratio}
+    return Intake(
+        read.usage, read.quarantine, stats, gate, limits=limits, file_errors=read.file_errors
+    )
+
+
+def merge_intakes(whole: Intake, parts: list[Intake]) -> Intake:
+    """The run's intake from the whole-read inputs and the slices' intakes (their usage rows are
+    not kept: they are attributed slice by slice). Per-file counts add up over the slices."""
+    files = dict(whole.files)
+    for part in parts:
+        for name, record in part.files.items():
+            files[name] = _added(files[name], record) if name in files else record
+    frames = [whole.quarantine, *[p.quarantine for p in parts]]
+    merged = replace(
+        whole,
+        quarantine=pd.concat([f for f in frames if not f.empty] or [whole.quarantine], ignore_index=True),
+        files=files,
+        limits={**whole.limits, **{k: v for p in parts for k, v in p.limits.items()}},
+        file_errors={**whole.file_errors, **{k: v for p in parts for k, v in p.file_errors.items()}},
+    )  # fmt: skip
+    gate = _gate(files, merged.file_errors, merged.limits, log_errors=False)
+    return replace(
+        merged,
+        gate_failures=[*whole.gate_failures, *[g for g in gate if g not in whole.gate_failures]],
+    )
+
+
+def _added(total: dict[str, Any], part: dict[str, Any]) -> dict[str, Any]:
+    """Two slices' records of one file: counts added, the time span widened."""
+    result = dict(total)
+    for key, value in part.items():
+        if key == "span":
+            spans = [s for s in (total.get("span"), value) if s]
+            result[key] = [min(s[0] for s in spans), max(s[1] for s in spans)] if spans else None
+        elif isinstance(value, dict):
+            result[key] = _added(total.get(key, {}), value)
+        elif isinstance(value, int | float) and not isinstance(value, bool):
+            result[key] = total.get(key, 0) + value
+        elif key not in result or not result[key]:
+            result[key] = value
+    return result
 
 
 def _selected(config: Config, index: int, spec: Input, only: set[str] | None) -> dict[str, Path]:

@@ -18,12 +18,14 @@ from typing import Any
 
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from reporting.errors import InputError
 from reporting.factors import FACTOR_COLUMNS
 from reporting.ingest.billing.vendor_carbon import empty_vendor_carbon
 from reporting.schema import LEDGER_COLUMNS, LEDGER_SCHEMA, empty_quarantine
+from reporting.staging import Staged
 
 log = logging.getLogger("reporting")
 
@@ -45,6 +47,7 @@ def write_ledger(
     source_files: Iterable[str],
     after_step: Callable[[int], None] | None = None,
     billing_periods: Iterable[str] = (),
+    staged: Staged | None = None,
 ) -> list[Path]:
     """Upsert rows into their day partitions in one commit; return the partitions written.
 
@@ -53,26 +56,32 @@ def write_ledger(
     ledger untouched; one killed after it is rolled forward by `recover` at the next start.
     `after_step(n)` is called before the journal (n = 0) and after the n-th rename (crash tests).
     Rows of the `billing_periods` given (restated billing exports) are replaced whole, whatever
-    file they came from, so a re-issued export never adds to the old one.
+    file they came from, so a re-issued export never adds to the old one. `staged`: rows that
+    streamed slices left on disk, added day by day (only one day's rows are in memory at once).
     """
     recover(root)
     replaced_files = set(source_files)
     periods = set(billing_periods)
-    new_ids = set(rows["usage_id"])
+    new_ids = pa.concat_arrays(
+        [pa.array(rows["usage_id"].unique(), pa.string()),
+         *([staged.usage_ids.cast(pa.string())] if staged is not None else [])]
+    )  # fmt: skip
     by_day = dict(tuple(rows.groupby("day", sort=False)))
+    staged_days = staged.days() if staged is not None else set()
     plan: list[dict[str, str | None]] = []
-    for day in sorted(set(by_day) | _days_holding(root, replaced_files, periods)):
+    for day in sorted(set(by_day) | staged_days | _days_holding(root, replaced_files, periods)):
         path = partition_path(root, day)
         old = read_partition(path)
-        # Set lookups cost O(rows in this partition), not O(all new rows) per day as isin would.
         replaced = (
-            old["usage_id"].map(new_ids.__contains__)
+            pd.Series(pc.is_in(pa.array(old["usage_id"], pa.string()), value_set=new_ids)
+                      .to_numpy(zero_copy_only=False), index=old.index)
             | old["source_file"].map(replaced_files.__contains__)
             | old["billing_period"].map(periods.__contains__)
-        )
+        )  # fmt: skip
         keep = old[~replaced.astype(bool)]
-        new = by_day.get(day, rows.iloc[0:0])
-        merged = pd.concat([keep, new], ignore_index=True) if not keep.empty else new
+        pieces = [keep, by_day.get(day), staged.rows(day) if staged is not None else None]
+        present = [p for p in pieces if p is not None and not p.empty]
+        merged = pd.concat(present, ignore_index=True) if present else rows.iloc[0:0]
         tmp = None
         if not merged.empty:
             tmp = _write_hidden(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -11,8 +12,8 @@ from typing import Any, Literal
 
 import pandas as pd
 
+from reporting import engine, manifest, notify, outputs, quarterly
 from reporting import ledger as store
-from reporting import manifest, notify, outputs, quarterly
 from reporting.attribute import attribute_usage
 from reporting.attribute_cloud import attribute_charges
 from reporting.audit import audit_ledger
@@ -20,8 +21,9 @@ from reporting.billing_intake import superseded_files
 from reporting.cloud_nodes import split_node_bills
 from reporting.config import BILLING_KINDS, VENDOR_CARBON_KINDS, Config
 from reporting.factors import register_frame
-from reporting.intake import Intake, all_input_files, ingest, input_paths
+from reporting.intake import Intake, all_input_files, ingest, input_paths, merge_intakes
 from reporting.runstate import file_fingerprint, ledger_lock, read_state, write_state
+from reporting.staging import Staged
 from reporting.summary import Period, build_context, build_summary
 from reporting.summary_cloud import cloud_block, vendor_in_period
 from reporting.telemetry_intake import telemetry_summary
@@ -62,6 +64,8 @@ class RunOptions:
     on_stage: Callable[[str], None] | None = None  # called as each stage ends (progress bar)
     notify: Literal["send", "dry-run", "off"] = "send"  # "send" only if [notify] enabled
     smtp_password: str | None = None  # read by the CLI from the environment or a file
+    engine: Literal["local", "dask"] = "local"  # where streamed slices are processed
+    scheduler: str | None = None  # Dask scheduler address (None: a local cluster for the run)
 
 
 def run(
@@ -75,17 +79,21 @@ def run(
         files = all_input_files(config)
         fingerprints = {name: file_fingerprint(path) for name, path in files.items()}
         changed = _with_whole_billing_inputs(config, _changed(root, fingerprints, options.force))
-        intake = ingest(config, only=changed, recorded=store.read_intake(root)) if changed else None
         gate: list[str] = []
-        if intake is not None:
-            changed |= set(intake.files)  # with the usage files new telemetry touches
-            from reporting.validation.stage import Validator, validate_intake  # slow: lazily
+        intake = None
+        if changed:
+            # Imported here: Great Expectations takes seconds to import, and the report and
+            # notify verbs never need it.
+            from reporting.validation.stage import Validator
 
             validator = Validator()
-            intake, record = validate_intake(intake, config, run_date, validator, root)
+            intake, record, streamed, processed = _ingest_and_validate(
+                config, root, (fingerprints, changed), (run_date, validator), options
+            )
+            changed = set(processed)
             timer.lap("ingest")
-            gate = _store(config, root, intake, {n: fingerprints[n] for n in changed}, options,
-                          (validator, record, run_date, out_dir))  # fmt: skip
+            gate = _store(config, root, intake, processed, options,
+                          (validator, record, run_date, out_dir), streamed)  # fmt: skip
         else:
             timer.lap("ingest")
         timer.lap("attribute_and_ledger")
@@ -176,10 +184,56 @@ def _changed(root: Path, fingerprints: dict[str, dict[str, Any]], force: bool) -
     return changed
 
 
+def _ingest_and_validate(
+    config: Config, root: Path, inputs: tuple[dict[str, dict[str, Any]], set[str]],
+    checking: tuple[date, Any], options: RunOptions,
+) -> tuple[Intake, dict[str, Any], Any, dict[str, dict[str, Any]]]:  # fmt: skip
+    """Read and validate the changed inputs. Large Slurm inputs are streamed: their slices are
+    read, validated, attributed and staged one by one (reporting/engine.py); the rest is read
+    whole. This run's telemetry is stored first, as the slices' attribution reads it there."""
+    from reporting.validation.stage import Streamed, added_messages, added_suites, validate_intake
+
+    (fingerprints, changed), (run_date, validator) = inputs, checking
+    slices = engine.streamed_files(config, changed)
+    sliced = {s.source_file for s in slices}
+    intake = ingest(config, only=changed - sliced, recorded=store.read_intake(root))
+    telemetry_files = [n for n, f in intake.files.items() if f["kind"] == "dcgm"]
+    if telemetry_files:
+        write_telemetry(root, intake.telemetry, telemetry_files)
+    # with the usage files new telemetry touches (read again to be joined with it)
+    processed = {n: fingerprints[n] for n in changed | set(intake.files)}
+    run_id = manifest.batch_id(processed)
+    results = engine.run_slices(slices, config, run_id, root, options.engine, options.scheduler,
+                                validator)  # fmt: skip
+    ends = [r.latest_end for r in results if r.latest_end is not None]
+    streamed = Streamed(
+        merge_intakes(Intake(*_no_rows(intake)), [r.intake for r in results]),
+        runs=sum(r.runs for r in results),
+        latest_end=max(ends) if ends else None,
+        suites=added_suites(*[r.suites for r in results]),
+        gate=added_messages(*[r.gate for r in results]),
+        warnings=added_messages(*[r.warnings for r in results]),
+        attributed_runs=sum(r.attributed_runs for r in results),
+        factors=[f for r in results for f in r.factors],
+        folder=engine.staging_root(root, run_id) if results else None,
+        ledger_rows=sum(r.ledger_rows for r in results),
+        facility_energy_kwh=sum(r.facility_energy_kwh for r in results),
+    )  # fmt: skip
+    intake, record = validate_intake(intake, config, run_date, validator, root, streamed)
+    return intake, record, streamed, processed
+
+
+def _no_rows(intake: Intake) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any]]:
+    """An empty start for adding up the slices' intakes."""
+    return intake.usage.iloc[0:0], intake.quarantine.iloc[0:0], {}
+
+
 def _store(config: Config, root: Path, intake: Intake, processed: dict[str, dict[str, Any]],
-           options: RunOptions, checked: tuple[Any, dict[str, Any], date, Path]) -> list[str]:  # fmt: skip
-    """Attribute the validated intake and commit it: ledger, factors, intake records, validation
-    record, then the input state. Returns the gate failures (intake's and the ledger suite's)."""
+           options: RunOptions, checked: tuple[Any, dict[str, Any], date, Path],
+           streamed: Any) -> list[str]:  # fmt: skip
+    """Attribute the validated intake and commit it with the streamed slices' staged rows:
+    ledger, factors, intake records, validation record, then the input state. Returns the gate
+    failures (intake's and the ledger suite's)."""
     run_id = manifest.batch_id(processed)
     attribution = attribute_usage(intake.usage, config, run_id, _telemetry(root, intake))
     cloud = attribute_charges(intake.charges, config, run_id)
@@ -189,24 +243,26 @@ def _store(config: Config, root: Path, intake: Intake, processed: dict[str, dict
     # Imported here, not at the top: Great Expectations takes seconds to import, and the
     # report and notify verbs never need it.
     from reporting.validation.docs import write_data_docs
-    from reporting.validation.stage import validate_ledger
+    from reporting.validation.stage import added_suites, validate_ledger
 
     validator, record, run_date, out_dir = checked
     ledger_gate, ledger_suite = validate_ledger(validator, rows)
-    record = {**record, "suites": [*record["suites"], ledger_suite],
+    record = {**record, "suites": added_suites(record["suites"], [ledger_suite]),
               "gate": [*record["gate"], *ledger_gate]}  # fmt: skip
-    written = store.write_ledger(root, rows, intake.files, options.after_step, periods)
-    store.write_factors(root, register_frame(attribution.factors + cloud.factors))
-    telemetry_files = [n for n, f in intake.files.items() if f["kind"] == "dcgm"]
-    if telemetry_files:
-        write_telemetry(root, intake.telemetry, telemetry_files)
+    staged = Staged(streamed.folder) if streamed.folder else None
+    written = store.write_ledger(root, rows, intake.files, options.after_step, periods, staged)
+    if streamed.folder:
+        shutil.rmtree(streamed.folder.parent)
+    store.write_factors(
+        root, register_frame(attribution.factors + cloud.factors + streamed.factors)
+    )
     vendor_files = [n for n, f in intake.files.items() if f["kind"] in VENDOR_CARBON_KINDS]
     if vendor_files:
         store.write_vendor_carbon(root, intake.vendor_carbon, vendor_files)
     superseded = superseded_files(store.read_intake(root), intake.files, periods)
     store.write_intake(root, intake.files, intake.quarantine, superseded)
     runlevel.write_json(root, runlevel.RESULTS_FILE, record)
-    runlevel.record_counts(root, run_date, {"usage": len(intake.usage), "charges": len(intake.charges)})  # fmt: skip
+    runlevel.record_counts(root, run_date, record["counts"])
     runlevel.record_totals(root, record.get("billing_totals", {}))
     write_data_docs(validator, out_dir, run_date)
     # Last: a run killed before this point is redone next time. A file that could not be read
@@ -214,12 +270,12 @@ def _store(config: Config, root: Path, intake: Intake, processed: dict[str, dict
     # gate again until it is fixed, instead of once.
     write_state(root, {n: f for n, f in processed.items() if n not in intake.file_errors})
     log.info(
-        "attributed %s runs and %s billing lines in %s ledger rows: %.1f kWh facility energy; "
-        "wrote %s day partitions",
-        attribution.ledger["usage_id"].nunique(),
+        "attributed %s runs and %s billing lines in %s ledger rows: %.1f kWh facility energy "
+        "(streamed slices included); wrote %s day partitions",
+        attribution.ledger["usage_id"].nunique() + streamed.attributed_runs,
         cloud.ledger["usage_id"].nunique(),
-        len(rows),
-        rows["facility_energy_kwh"].sum(),
+        len(rows) + streamed.ledger_rows,
+        rows["facility_energy_kwh"].sum() + streamed.facility_energy_kwh,
         len(written),
     )
     return [*intake.gate_failures, *ledger_gate]

@@ -23,6 +23,18 @@ from reporting.ingest.limits import (
 from reporting.schema import quarantine_frame
 
 
+@dataclass(frozen=True)
+class Span:
+    """A slice of a large dump, cut at a line start: bytes [start, end) hold whole lines."""
+
+    start: int  # byte offset of the slice's first line
+    end: int  # byte offset just past its last line
+    first_line: int  # 1-based number of that line in the file
+
+
+HEAD_BYTES = 1 << 16  # the top of a file, where its header is looked for when reading a slice
+
+
 class FileProblem(Exception):
     """A whole file cannot be read in its format: its lines are quarantined with this check."""
 
@@ -62,19 +74,23 @@ def split_delimited(
     header_marker: str,
     source_name: str,
     limits: Limits = DEFAULT_LIMITS,
+    span: Span | None = None,
 ) -> SplitLines:
     """Split a delimited dump; with `fields` it has no header, else its first line is the header.
 
     A trailing delimiter (sacct `--parsable`) is accepted: N fields may come as N+1 parts with
     an empty last one. A file of more than `limits.max_rows` data lines is refused (an error).
+    With `span`, only that slice's lines are split (numbered as in the file); the header is
+    still read from the top of the file.
     """
     try:
-        lines = path.read_bytes().split(b"\n")
+        lines = read_span(path, span).split(b"\n")
+        head = lines if span is None else read_span(path, Span(0, HEAD_BYTES, 1)).split(b"\n")
     except OSError as exc:
         reason = f"cannot read ({exc.strerror or type(exc).__name__}); check the file and its permissions"
         return _refused(reason)
     try:
-        header, first_data = _header(lines, delimiter, fields, header_marker)
+        header, first_data = read_header(head, delimiter, fields, header_marker)
     except FileProblem as problem:
         every_line = [
             (n, cut_raw(b.rstrip(b"\r").decode("utf-8", "backslashreplace"), limits))
@@ -84,7 +100,11 @@ def split_delimited(
         return SplitLines(
             records.iloc[0:0], quarantine_all(records, source_name, problem), len(records)
         )
-    data = _data_lines(lines, first_data)
+    data = (
+        _data_lines(lines, first_data)
+        if span is None
+        else _data_lines(lines, 0, span.first_line - 1)
+    )
     if error := too_many_rows(len(data), limits):
         return _refused(error)
     good: list[list[str | int]] = []
@@ -135,13 +155,24 @@ def _split_line(
     return [*parts, number, text], None
 
 
-def _data_lines(lines: list[bytes], first: int) -> list[tuple[int, bytes]]:
-    """(1-based line number, bytes without CR) of every non-blank line from index `first`."""
-    stripped = ((n, b.rstrip(b"\r")) for n, b in enumerate(lines[first:], start=first + 1))
+def read_span(path: Path, span: Span | None) -> bytes:
+    """The whole file, or the bytes of one slice of it."""
+    if span is None:
+        return path.read_bytes()
+    with path.open("rb") as handle:
+        handle.seek(span.start)
+        return handle.read(span.end - span.start)
+
+
+def _data_lines(lines: list[bytes], first: int, offset: int = 0) -> list[tuple[int, bytes]]:
+    """(1-based line number, bytes without CR) of every non-blank line from index `first`;
+    `offset` lines come before `lines[0]` in the file (a slice)."""
+    numbered = enumerate(lines[first:], start=first + 1 + offset)
+    stripped = ((n, b.rstrip(b"\r")) for n, b in numbered)
     return [(n, b) for n, b in stripped if b.strip()]
 
 
-def _header(
+def read_header(
     lines: list[bytes], delimiter: str | None, fields: list[str] | None, marker: str
 ) -> tuple[list[str], int]:
     """Return (field names, index of the first data line)."""

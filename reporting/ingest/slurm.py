@@ -18,7 +18,7 @@ import pandas as pd
 
 from reporting.ingest import slurm_values as sv
 from reporting.ingest.limits import DEFAULT_LIMITS, Limits
-from reporting.ingest.lines import FileProblem, quarantine_all, split_delimited
+from reporting.ingest.lines import FileProblem, Span, quarantine_all, split_delimited
 from reporting.schema import CARRIED, empty_quarantine, empty_usage, quarantine_frame
 
 # sacct field name (lower-case) → our column name. Only these fields are used.
@@ -86,13 +86,15 @@ def read_slurm(
     fields: list[str] | None,
     resolve_gpu: GpuResolver,
     limits: Limits = DEFAULT_LIMITS,
+    spans: dict[str, Span] | None = None,
 ) -> SlurmRead:
-    """Read every dump of one input (source name → path); a run in several dumps is kept once."""
+    """Read every dump of one input (source name → path); a run in several dumps is kept once.
+    With `spans`, only that slice of a dump is read (streaming, see reporting/slices.py)."""
     usages, quarantines, rows_read, errors = [], [], {}, {}
     for name, path in paths.items():
         split = split_delimited(
             path, delimiter=delimiter, fields=fields, header_marker="JobID", source_name=name,
-            limits=limits,
+            limits=limits, span=(spans or {}).get(name),
         )  # fmt: skip
         rows_read[name] = split.rows_read
         if split.error:

@@ -24,6 +24,13 @@ from reporting.validation.suites import J_PER_KWH, SUITE_VERSION, SUITES, build_
 
 log = logging.getLogger("reporting")
 
+# The order a run's suite records come in: per table its raw formats' suites, then its own.
+SUITE_ORDER = [
+    name
+    for table in ("usage", "charges", "vendor_carbon", "telemetry", "ledger")
+    for name in [*[n for n, f in FORMATS.items() if f.table == table], table]
+]
+
 
 @dataclass
 class Failure:
@@ -320,4 +327,11 @@ def validate_ledger(validator: Validator, rows: pd.DataFrame) -> tuple[list[str]
     return messages(rows.reset_index(drop=True), outcome, "gate"), outcome.as_dict(0)
 
 
-__all__ = ["SUITE_VERSION", "Validated", "Validator", "validate_ledger", "validate_tables"]
+__all__ = [
+    "SUITE_ORDER",
+    "SUITE_VERSION",
+    "Validated",
+    "Validator",
+    "validate_ledger",
+    "validate_tables",
+]
