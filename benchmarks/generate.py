@@ -29,6 +29,8 @@ dumps for some consecutive days (the ``k8s`` package next to this file describes
 ``sample`` also writes the committed Kubernetes and telemetry sample: ``<out>/../k8s/``,
 ``<out>/../telemetry/helios/`` and ``<out>/../telemetry/atlas/`` (DCGM dumps for part of the
 atlas training jobs, chosen from the atlas sacct sample just written), each with EXPECTED.json.
+It also writes the illustrative serving volume of the inference models (``serving`` module next to
+this file): ``<out>/../serving/serving-volume-2026-Q3.csv`` and its EXPECTED.json.
 """
 
 from __future__ import annotations
@@ -42,11 +44,12 @@ import time
 from datetime import date
 
 if __package__:
-    from . import focus, k8s, sacct
+    from . import focus, k8s, sacct, serving
 else:  # run as a script: python benchmarks/generate.py (Python puts this folder on sys.path)
     import focus
     import k8s
     import sacct
+    import serving
 
 SAMPLE_START, SAMPLE_END = "2026-07-01", "2026-10-01"
 SAMPLE_RUNS = (("atlas", 3000, 20260701), ("nordic", 1000, 20260702))  # cluster, jobs, seed
@@ -55,6 +58,7 @@ K8S_SAMPLE = (20260704, "2026-09-14", 7)  # seed, first telemetry day (UTC), tel
 # atlas telemetry: seed, sacct dump, first and end day (UTC) of the chosen jobs' starts
 ATLAS_TELEMETRY = (20260705, "sacct-2026-08.psv", "2026-08-01", "2026-08-11")
 ATLAS_TIMEZONE = "America/New_York"  # as sample_logs/greenops.toml reads atlas times
+SERVING_SAMPLE = ("serving-volume-2026-Q3.csv", 20260706)  # file in <out>/../serving, seed
 
 
 def expected_manifest(command: str, runs: list[tuple[str, list]]) -> dict:
@@ -212,6 +216,19 @@ def write_k8s_sample(slurm_out: str, slurm_expected: dict) -> None:
     )
 
 
+def write_serving_sample(slurm_out: str) -> None:
+    """The committed serving volume: <slurm_out>/../serving/<file> and its EXPECTED.json."""
+    folder = os.path.normpath(os.path.join(slurm_out, os.pardir, "serving"))
+    os.makedirs(folder, exist_ok=True)
+    name, seed = SERVING_SAMPLE
+    expected = serving.generate(seed, SAMPLE_START, SAMPLE_END, os.path.join(folder, name))
+    command = (
+        f"generate.py sample (serving --seed {seed} --start {SAMPLE_START} --end {SAMPLE_END})"
+    )
+    payload = {"generator": command, "notes": serving.NOTES, "files": {name: expected}}
+    write_json(os.path.join(folder, "EXPECTED.json"), payload)
+
+
 def cmd_sacct(args: argparse.Namespace) -> int:
     began = time.perf_counter()
     result = sacct.generate_dump(
@@ -250,6 +267,7 @@ def cmd_sample(args: argparse.Namespace) -> int:
     write_json(os.path.join(args.out, "EXPECTED.json"), manifest)
     write_focus_sample(args.out)
     write_k8s_sample(args.out, manifest)
+    write_serving_sample(args.out)
     return 0
 
 

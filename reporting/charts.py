@@ -134,9 +134,36 @@ def _series_text(names: Sequence[str], series: dict[str, Sequence[float]], unit:
     )
 
 
+def _marks(ax: Any, marks: Sequence[dict[str, Any]]) -> None:
+    """A dotted line between the spans where the method changed, a triangle and its letter on
+    top (`method_changes.between`); room is made above the data for the labels."""
+    if not marks:
+        return
+    bottom, top = ax.get_ylim()
+    ax.set_ylim(bottom, top + (top - bottom) * 0.15)
+    for mark in marks:
+        x = mark["index"] - 0.5
+        ax.axvline(x, color="black", linestyle=(0, (1.5, 1.5)), linewidth=0.8)
+        ax.plot([x], [0.98], transform=ax.get_xaxis_transform(), marker="v", color="black",
+                markersize=5, linestyle="none")  # fmt: skip
+        ax.annotate(f"{mark['mark']}: method change", xy=(x, 0.98), xycoords=("data", "axes fraction"),
+                    xytext=(5, 0), textcoords="offset points", va="center", fontsize=7)  # fmt: skip
+
+
+def marks_text(marks: Sequence[dict[str, Any]]) -> str:
+    """The marks in words, for the alt text."""
+    if not marks:
+        return ""
+    return " Method changes marked: " + "; ".join(
+        f"{m['mark']} between {m['after']} and {m['from']}: {', '.join(m['reasons'])}"
+        for m in marks
+    )
+
+
 def grouped_bars(chart_id: str, title: str, names: Sequence[str], series: dict[str, Sequence[float]],
-                 unit: str, scale: float) -> Markup:  # fmt: skip
-    """Vertical grouped bars (e.g. per month or per scope), one hatch per series."""
+                 unit: str, scale: float, marks: Sequence[dict[str, Any]] = ()) -> Markup:  # fmt: skip
+    """Vertical grouped bars (e.g. per month or per scope), one hatch per series; `marks` are
+    method changes between bars."""
     fig, ax = _figure(2.6)
     width = 0.8 / max(len(series), 1)
     with matplotlib.rc_context(RC):
@@ -147,13 +174,17 @@ def grouped_bars(chart_id: str, title: str, names: Sequence[str], series: dict[s
                    hatch=HATCHES[i % len(HATCHES)])  # fmt: skip
         ax.set_xticks(range(len(names)), _short(names, 22))
         ax.set_ylabel(unit)
+        _marks(ax, marks)
         _legend(ax, min(len(series), 4))
-    return to_svg(fig, chart_id, title, _series_text(names, series, unit, scale))
+    return to_svg(
+        fig, chart_id, title, _series_text(names, series, unit, scale) + marks_text(marks)
+    )
 
 
 def lines(chart_id: str, title: str, names: Sequence[str], series: dict[str, Sequence[float]],
-          unit: str, scale: float) -> Markup:  # fmt: skip
-    """Lines with markers (trailing quarters); one quarter alone is drawn as markers."""
+          unit: str, scale: float, marks: Sequence[dict[str, Any]] = ()) -> Markup:  # fmt: skip
+    """Lines with markers (trailing quarters); one quarter alone is drawn as markers; `marks`
+    are method changes between quarters."""
     fig, ax = _figure(2.4)
     with matplotlib.rc_context(RC):
         for i, (label, values) in enumerate(series.items()):
@@ -163,8 +194,11 @@ def lines(chart_id: str, title: str, names: Sequence[str], series: dict[str, Seq
         ax.set_xticks(range(len(names)), list(names))
         ax.set_ylabel(unit)
         ax.set_ylim(bottom=0)
+        _marks(ax, marks)
         _legend(ax, min(len(series), 4))
-    return to_svg(fig, chart_id, title, _series_text(names, series, unit, scale))
+    return to_svg(
+        fig, chart_id, title, _series_text(names, series, unit, scale) + marks_text(marks)
+    )
 
 
 def tornado(chart_id: str, title: str, central: float, bars: Sequence[dict[str, Any]]) -> Markup:

@@ -144,10 +144,11 @@ class Input(_Strict):
     # billing export: focus, aws_cur, gcp_billing, azure_cost, or `billing` (the family is
     # detected from each file's header); or a provider's own carbon export: aws_carbon,
     # gcp_carbon, or `vendor_carbon` (detected); or GPU telemetry: dcgm (dcgm-exporter scrapes
-    # or Prometheus query_range JSON dumps of the site's GPUs)
+    # or Prometheus query_range JSON dumps of the site's GPUs); or serving_volume (requests and
+    # tokens per model and day: model, day, requests, tokens; for the report's intensity metrics)
     kind: Literal[
         "slurm", "opencost", "dcgm", "billing", "focus", "aws_cur", "gcp_billing", "azure_cost",
-        "vendor_carbon", "aws_carbon", "gcp_carbon",
+        "vendor_carbon", "aws_carbon", "gcp_carbon", "serving_volume",
     ]  # fmt: skip
     path: str  # glob, relative to the config file
     site: str | None = (

@@ -53,6 +53,10 @@ def _quarterly_tables(summary: Mapping[str, Any], q: Mapping[str, Any]) -> dict[
         {"metric": "kg CO2e per training run", "location": i["location_kg_per_training_run"],
          "market": i["market_kg_per_training_run"], "basis": f"{i['training_runs']} runs"},
     ]  # fmt: skip
+    served = i["serving_volume"]
+    if not served["available"]:
+        intensity.append({"metric": "kg CO2e per 1M tokens · per 1k requests", "location": None,
+                          "market": None, "basis": served["reason"]})  # fmt: skip
     what_if = q["location"]["what_if"]
     return {
         "scope_included_sources": frame(q["scope"]["included"]),
@@ -66,6 +70,7 @@ def _quarterly_tables(summary: Mapping[str, Any], q: Mapping[str, Any]) -> dict[
         "monthly": frame(summary["by_month"]),
         "trailing_quarters": frame(q["trailing"]),
         "intensity": frame(intensity),
+        "intensity_per_model_served": frame(served.get("models", [])),
         "location": frame(q["location"]["zones"]),
         "location_what_if": frame([what_if] if what_if else []),
         "model_cards": frame(q["model_cards"]),

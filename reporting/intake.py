@@ -26,6 +26,7 @@ from reporting.ingest.lines import Span
 from reporting.ingest.opencost import read_opencost
 from reporting.ingest.slurm import FINAL_STATES, SlurmRead, read_slurm
 from reporting.schema import empty_quarantine, empty_usage
+from reporting.serving import concat_serving, empty_serving, read_serving_input
 from reporting.site_params import check_config, resolve_gpu_models
 from reporting.telemetry_intake import coupled_usage_files, read_telemetry_input, site_span
 
@@ -45,6 +46,7 @@ class Intake:
     limits: dict[str, float] = field(default_factory=dict)  # per file: max_quarantined_ratio
     file_errors: dict[str, str] = field(default_factory=dict)  # per file: why it was unreadable
     telemetry: pd.DataFrame = field(default_factory=empty_samples)  # DCGM samples, with site
+    serving: pd.DataFrame = field(default_factory=empty_serving)  # requests, tokens per model, day
 
 
 def input_paths(config: Config, index: int, spec: Input) -> dict[str, Path]:
@@ -85,6 +87,7 @@ def ingest(
     errors: dict[str, str] = {}
     charges: list[pd.DataFrame] = []
     vendor: list[pd.DataFrame] = []
+    served: list[pd.DataFrame] = []
     telemetry: list[pd.DataFrame] = [empty_samples()]
     for index, spec in enumerate(config.inputs):
         paths = _selected(config, index, spec, only)
@@ -113,6 +116,14 @@ def ingest(
                 quarantines.append(rejected)
                 files[name] = _vendor_stats(name, spec.kind, rows_read, len(rows), len(rejected))
                 gate += _gate({name: files[name]}, {}, spec.max_quarantined_ratio)
+            continue
+        if spec.kind == "serving_volume":  # requests and tokens per model and day (serving.py)
+            serving = read_serving_input(paths, bounds)
+            served.append(serving.rows)
+            quarantines.append(serving.quarantine)
+            files.update(serving.files)
+            gate += _gate(serving.files, serving.file_errors, spec.max_quarantined_ratio)
+            errors.update(serving.file_errors)
             continue
         if spec.kind in BILLING_KINDS:
             billing, stats = read_billing_input(paths, spec)
@@ -161,8 +172,9 @@ def ingest(
     vendor_rows = [v for v in vendor if not v.empty]
     vendor_all = pd.concat(vendor_rows, ignore_index=True) if vendor_rows else empty_vendor_carbon()
     return Intake(
-        usage, quarantine, files, gate, all_charges, vendor_all, limits, errors, all_samples
-    )
+        usage, quarantine, files, gate, all_charges, vendor_all, limits, errors, all_samples,
+        serving=concat_serving(served),
+    )  # fmt: skip
 
 
 def _read_slurm_input(

@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 import pandas as pd
 
-from reporting import engine, manifest, notify, outputs, quarterly
+from reporting import engine, manifest, notify, outputs, quarterly, serving
 from reporting import ledger as store
 from reporting.attribute import attribute_usage
 from reporting.attribute_cloud import attribute_charges
@@ -259,6 +259,7 @@ def _store(config: Config, root: Path, intake: Intake, processed: dict[str, dict
     vendor_files = [n for n, f in intake.files.items() if f["kind"] in VENDOR_CARBON_KINDS]
     if vendor_files:
         store.write_vendor_carbon(root, intake.vendor_carbon, vendor_files)
+    serving.store(root, intake)  # the serving volume of the files read
     superseded = superseded_files(store.read_intake(root), intake.files, periods)
     store.write_intake(root, intake.files, intake.quarantine, superseded)
     runlevel.write_json(root, runlevel.RESULTS_FILE, record)

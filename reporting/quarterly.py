@@ -16,7 +16,7 @@ from typing import Any
 import pandas as pd
 
 from reporting import ledger as store
-from reporting import restatement, uncertainty
+from reporting import method_changes, restatement, serving_intensity, uncertainty
 from reporting.quarterly_tables import (
     emissions_by_scope,
     energy_by_site,
@@ -31,6 +31,7 @@ TRAILING_QUARTERS = 8
 HISTORY_COLUMNS = [
     "day", "facility_energy_kwh", "co2e_location_kg", "co2e_market_kg", "co2e_embodied_kg",
     "gpu_hours", "cost", "currency", "scope",
+    *(c for c in method_changes.COLUMNS if c != "facility_energy_kwh"),
 ]  # fmt: skip
 EXTRA_BREAKDOWNS = {"by_region": "region", "by_gpu_model": "gpu_type"}
 NO_GPU = "no GPU (CPU, storage, network)"
@@ -156,22 +157,29 @@ def coverage(rows: pd.DataFrame, inputs: list[dict[str, Any]]) -> dict[str, floa
     }
 
 
+def month_spans(rows: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
+    """(YYYY-MM, rows) per calendar month of the rows, in order."""
+    month = pd.to_datetime(rows["day"]).dt.strftime("%Y-%m")
+    return [(str(m), group) for m, group in rows.groupby(month, sort=True)]
+
+
 def monthly(rows: pd.DataFrame) -> list[dict[str, Any]]:
     """Per calendar month inside the period (kWh, kg location/market/embodied, cost)."""
-    month = pd.to_datetime(rows["day"]).dt.strftime("%Y-%m")
-    return [
-        {"month": str(m), **_round_all(_totals(group))}
-        for m, group in rows.assign(month=month).groupby("month", sort=True)
-    ]
+    return [{"month": m, **_round_all(_totals(group))} for m, group in month_spans(rows)]
 
 
-def trailing_quarters(history: pd.DataFrame, period: Period) -> list[dict[str, Any]]:
-    """Quarterly totals of the ledger up to the period's quarter (at most 8 quarters)."""
+def quarter_spans(history: pd.DataFrame, period: Period) -> list[tuple[str, pd.DataFrame]]:
+    """(YYYY-Qn, rows) of the ledger's quarters up to the period's (at most 8), in order."""
     days = pd.to_datetime(history["day"])
-    frame = history.assign(quarter=days.dt.year.astype(str) + "-Q" + days.dt.quarter.astype(str))
+    quarter = days.dt.year.astype(str) + "-Q" + days.dt.quarter.astype(str)
     last = f"{period.end.year}-Q{(period.end.month - 1) // 3 + 1}"
-    quarters = sorted(q for q in frame["quarter"].unique() if q <= last)[-TRAILING_QUARTERS:]
-    return [{"quarter": q, **_round_all(_totals(frame[frame["quarter"] == q]))} for q in quarters]
+    spans = [(str(q), group) for q, group in history.groupby(quarter, sort=True) if q <= last]
+    return spans[-TRAILING_QUARTERS:]
+
+
+def trailing_quarters(spans: list[tuple[str, pd.DataFrame]]) -> list[dict[str, Any]]:
+    """Quarterly totals of the ledger's trailing quarters (`quarter_spans`)."""
+    return [{"quarter": q, **_round_all(_totals(group))} for q, group in spans]
 
 
 def complete(
@@ -187,13 +195,21 @@ def complete(
     history = store.read_ledger(root, date.min, date.max, HISTORY_COLUMNS)
     qoq, yoy = comparison(history, period, -3), comparison(history, period, -12)
     spread = uncertainty.ranges(keyed, context["factors"])
+    quarters = quarter_spans(history, period)
     added = {
         **{name: _breakdown(keyed, key) for name, key in EXTRA_BREAKDOWNS.items()},
         "kpis": headline_kpis(keyed, qoq, yoy),
         "comparisons": {"previous_quarter": qoq, "previous_year": yoy},
         "coverage": coverage(keyed, summary["inputs"]),
         "by_month": monthly(keyed),
-        "intensity": intensity(keyed),
+        "method_changes": {
+            "by_month": method_changes.between(month_spans(keyed)),
+            "by_quarter": method_changes.between(quarters),
+        },
+        "intensity": {
+            **intensity(keyed),
+            "serving_volume": serving_intensity.of(root, keyed, period),
+        },
         "uncertainty": spread,
     }
     new_summary = {**summary, **added}
@@ -203,7 +219,7 @@ def complete(
         "scope": scope_statement(keyed, summary, context),
         "energy_by_site": energy_by_site(keyed),
         "scopes": emissions_by_scope(keyed, summary.get("cloud")),
-        "trailing": trailing_quarters(history, period),
+        "trailing": trailing_quarters(quarters),
         "location": location_table(keyed, context["factors"]),
         "model_cards": model_cards(keyed),
         "restatements": published["context"],

@@ -155,7 +155,8 @@ def _per(kg: float, amount: float) -> float | None:
 
 
 def intensity(rows: pd.DataFrame) -> dict[str, Any]:
-    """kg CO2e per GPU-hour, per currency unit (per currency) and per training run."""
+    """kg CO2e per GPU-hour, per currency unit (per currency) and per training run (per 1M tokens
+    and 1k requests: serving_intensity.py)."""
     gpu_hours = rows["gpu_hours"].sum()
     location, market = rows["co2e_location_kg"].sum(), rows["co2e_market_kg"].sum()
     per_currency = []
@@ -176,7 +177,6 @@ def intensity(rows: pd.DataFrame) -> dict[str, Any]:
         "training_runs": runs,
         "location_kg_per_training_run": _per(training["co2e_location_kg"].sum(), runs),
         "market_kg_per_training_run": _per(training["co2e_market_kg"].sum(), runs),
-        "serving_volume": None,  # per 1M tokens / 1k requests needs a serving-volume input
     }
 
 
@@ -236,8 +236,10 @@ def _idle_by_site(rows: pd.DataFrame) -> dict[str, dict[str, float]]:
 
 def model_cards(rows: pd.DataFrame) -> list[dict[str, Any]]:
     """Per model: hardware, GPU-hours, energy, location/market and embodied emissions, and the
-    split dynamic (its own runs) / idle (its GPU-hour share of each site's idle capacity) /
-    embodied."""
+    split dynamic / idle / embodied. Idle is the GPU time DCGM measured idle inside the model's
+    own runs (its IT kWh × the row's PUE, at the row's grid factors) plus the model's share (by
+    GPU-hours on each site) of the site's idle capacity (rows of model `idle`); dynamic is the
+    rest of its own runs' location-based emissions."""
     idle = _idle_by_site(rows)
     busy = rows[~rows["model"].isin(NOT_MODELS)]
     site_gpu_hours = busy.groupby("site")["gpu_hours"].sum()
@@ -247,16 +249,40 @@ def model_cards(rows: pd.DataFrame) -> list[dict[str, Any]]:
     return sorted(cards, key=lambda c: (-c["facility_energy_kwh"], c["model"]))
 
 
-def _card(model: str, group: pd.DataFrame, idle: dict[str, dict[str, float]],
-          site_gpu_hours: pd.Series) -> dict[str, Any]:  # fmt: skip
-    idle_kwh = idle_kg = idle_market = 0.0
+def _capacity_share(group: pd.DataFrame, idle: dict[str, dict[str, float]],
+                    site_gpu_hours: pd.Series) -> dict[str, float]:  # fmt: skip
+    """kWh and kg of the sites' idle capacity that fall to this model by its GPU-hours there."""
+    found = {"kwh": 0.0, "kg": 0.0, "market_kg": 0.0}
     for site, hours in group.groupby("site")["gpu_hours"].sum().items():
         share = hours / site_gpu_hours[site] if site_gpu_hours.get(site, 0) > 0 else 0.0
-        spare = idle.get(str(site), {"kwh": 0.0, "kg": 0.0, "market_kg": 0.0})
-        idle_kwh += share * spare["kwh"]
-        idle_kg += share * spare["kg"]
-        idle_market += share * spare["market_kg"]
+        spare = idle.get(str(site), {})
+        for key in found:
+            found[key] += share * spare.get(key, 0.0)
+    return found
+
+
+def _measured_idle(group: pd.DataFrame) -> dict[str, float]:
+    """Facility kWh and kg of the idle GPU time DCGM measured in the model's own runs."""
+    kwh = group["idle_gpu_energy_kwh"].fillna(0.0) * group["pue"].fillna(1.0)
+    return {
+        "kwh": float(kwh.sum()),
+        "kg": float((kwh * group["grid_intensity_g_per_kwh"].fillna(0.0)).sum() / G_PER_KG),
+        "market_kg": float(
+            (kwh * group["market_intensity_g_per_kwh"].fillna(0.0)).sum() / G_PER_KG
+        ),
+    }
+
+
+def _card(model: str, group: pd.DataFrame, idle: dict[str, dict[str, float]],
+          site_gpu_hours: pd.Series) -> dict[str, Any]:  # fmt: skip
+    measured, capacity = _measured_idle(group), _capacity_share(group, idle, site_gpu_hours)
     gpus = group[~group["gpu_type"].isin(NO_GPU_TYPES)].groupby("gpu_type")["n_gpus"].max()
+    gpu_hours = group["gpu_hours"].fillna(0.0)
+    covered = (gpu_hours * group["telemetry_coverage_ratio"].fillna(0.0)).sum()
+    location = _sum(group, "co2e_location_kg")
+    dynamic = max(location - measured["kg"], 0.0)
+    idle_kg = measured["kg"] + capacity["kg"]
+    whole = dynamic + idle_kg + _sum(group, "co2e_embodied_kg")
     return {
         "model": model,
         "hardware": [{"gpu_type": str(t), "largest_run_gpus": int(n)} for t, n in gpus.items()],
@@ -265,10 +291,15 @@ def _card(model: str, group: pd.DataFrame, idle: dict[str, dict[str, float]],
         "zones": sorted(group["region"].dropna().unique().tolist()),
         "runs": int(group["usage_id"].nunique()),
         "gpu_hours": _sum(group, "gpu_hours"),
+        "telemetry_covered_ratio": _r(covered / gpu_hours.sum()) if gpu_hours.sum() > 0 else 0.0,
         "facility_energy_kwh": _sum(group, "facility_energy_kwh"),
-        "co2e_location_kg": _sum(group, "co2e_location_kg"),
+        "co2e_location_kg": location,
         "co2e_market_kg": _sum(group, "co2e_market_kg"),
         "co2e_embodied_kg": _sum(group, "co2e_embodied_kg"),
-        "dynamic_kg": _sum(group, "co2e_location_kg"),
-        "idle_kwh": _r(idle_kwh), "idle_kg": _r(idle_kg), "idle_market_kg": _r(idle_market),
+        "dynamic_kg": _r(dynamic),
+        "idle_kwh": _r(measured["kwh"] + capacity["kwh"]), "idle_kg": _r(idle_kg),
+        "idle_market_kg": _r(measured["market_kg"] + capacity["market_kg"]),
+        "idle_measured_kwh": _r(measured["kwh"]), "idle_measured_kg": _r(measured["kg"]),
+        "idle_capacity_kwh": _r(capacity["kwh"]), "idle_capacity_kg": _r(capacity["kg"]),
+        "idle_share_ratio": _r(idle_kg / whole) if whole > 0 else 0.0,
     }  # fmt: skip

@@ -111,13 +111,14 @@ def build_charts(context: Mapping[str, Any]) -> dict[str, Markup]:
         "t CO2e", KG_PER_TONNE,
     )  # fmt: skip
     months = context["by_month"]
+    changes = context.get("method_changes") or {"by_month": [], "by_quarter": []}
     found["monthly"] = charts.grouped_bars(
         "chart-monthly", "Emissions per month of the period",
         [m["month"] for m in months],
         {"location-based": [m["co2e_location_kg"] for m in months],
          "market-based": [m["co2e_market_kg"] for m in months],
          "embodied": [m["co2e_embodied_kg"] for m in months]},
-        "t CO2e", KG_PER_TONNE,
+        "t CO2e", KG_PER_TONNE, changes["by_month"],
     )  # fmt: skip
     quarters = q["trailing"]
     found["trailing"] = charts.lines(
@@ -125,7 +126,7 @@ def build_charts(context: Mapping[str, Any]) -> dict[str, Markup]:
         [t["quarter"] for t in quarters],
         {"location-based": [t["co2e_location_kg"] for t in quarters],
          "market-based": [t["co2e_market_kg"] for t in quarters]},
-        "t CO2e", KG_PER_TONNE,
+        "t CO2e", KG_PER_TONNE, changes["by_quarter"],
     )  # fmt: skip
     cards = q["model_cards"]
     found["models"] = charts.stacked_hbar(

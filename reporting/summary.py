@@ -143,7 +143,10 @@ def _findings(findings: pd.DataFrame) -> dict[str, Any]:
     }
 
 
-def findings_table(findings: pd.DataFrame, limit: int = 50) -> list[dict[str, Any]]:
+FINDINGS_SHOWN = 25  # in the report; findings.csv keeps them all
+
+
+def findings_table(findings: pd.DataFrame, limit: int = FINDINGS_SHOWN) -> list[dict[str, Any]]:
     """The report's findings, ranked by wasted kg CO2e (already the table's order)."""
     rows = findings.head(limit).astype(object).where(findings.head(limit).notna(), None)
     return rows.to_dict("records")

@@ -182,6 +182,11 @@ kind = "focus"
 path = "cloud/*.csv"
 max_quarantined_ratio = 1.0
 
+[[inputs]]
+kind = "serving_volume"
+path = "serving/*.csv"
+max_quarantined_ratio = 1.0
+
 [[owners]]
 match = {{ "tag:team" = "(?s)(?P<team>.+)" }}
 team = "{{team}}"
@@ -259,6 +264,16 @@ def _focus(texts: dict[str, str]) -> str:
     return focus_rows(rows)
 
 
+def _serving(texts: dict[str, str]) -> str:
+    """Serving volume with every payload as a model name (the report's per-model table)."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["model", "day", "requests", "tokens"])
+    for text in texts.values():
+        writer.writerow([text, "2026-07-01", "10", "5000"])
+    return out.getvalue()
+
+
 def _directory(texts: dict[str, str]) -> str:
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
@@ -269,13 +284,14 @@ def _directory(texts: dict[str, str]) -> str:
 
 
 def write_installation(folder: Path, base_url: str, notify: str = "") -> Path:
-    """Inputs (sacct dump, OpenCost allocations, FOCUS export), owner rules routing the
+    """Inputs (sacct dump, OpenCost allocations, FOCUS export, serving volume), owner rules routing the
     payloads into team and model names, an owners' directory; returns the config path."""
     texts = hostile_texts(base_url)
     for sub, name, body in (
         ("slurm", "sacct.psv", _sacct_dump(texts)),
         ("k8s", "alloc.json", _opencost(texts)),
         ("cloud", "focus.csv", _focus(texts)),
+        ("serving", "volume.csv", _serving(texts)),
         (".", "owners.csv", _directory(texts)),
     ):
         (folder / sub).mkdir(parents=True, exist_ok=True)

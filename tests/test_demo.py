@@ -20,6 +20,8 @@ GOLDEN = Path(__file__).parent / "snapshots" / "demo_summary.json"
 EXPECTED = json.loads((ROOT / "sample_logs" / "slurm" / "EXPECTED.json").read_text())
 CLOUD_EXPECTED = json.loads((ROOT / "sample_logs" / "cloud" / "EXPECTED.json").read_text())
 TELEMETRY_EXPECTED = json.loads((ROOT / "sample_logs" / "telemetry" / "EXPECTED.json").read_text())
+SERVING_EXPECTED = json.loads((ROOT / "sample_logs" / "serving" / "EXPECTED.json").read_text())
+SERVING_CHECK_FOR_KIND = {"negative_count": "number", "repeated_model_day": "duplicate"}
 CHECK_FOR_KIND = {
     "missing_field": {
         "field_count",
@@ -54,7 +56,8 @@ def test_every_sample_line_is_accounted_for(demo_out: Path) -> None:
     assert len(k8s) == 3  # one OpenCost response per month of the quarter
     telemetry = {f"telemetry/{site}/{name}" for site in ("atlas", "helios")
                  for name in TELEMETRY_EXPECTED[site]["files"]}  # fmt: skip
-    assert set(inputs) == set(EXPECTED["files"]) | cloud | k8s | telemetry
+    served = {f"serving/{name}" for name in SERVING_EXPECTED["files"]}
+    assert set(inputs) == set(EXPECTED["files"]) | cloud | k8s | telemetry | served
     for name, expected in EXPECTED["files"].items():
         stats = inputs[name]
         assert stats["rows_read"] == expected["data_lines"], name
@@ -107,10 +110,34 @@ def test_each_deliberate_bad_line_is_quarantined_with_the_right_check(demo_out: 
         for bad in expected["bad_lines"]:
             assert mine.loc[bad["line"], "check"] in CHECK_FOR_KIND[bad["kind"]], (name, bad)
     # Everything else quarantined is a step of one of those jobs, never a good job.
+    quarantine = quarantine[~quarantine["source_file"].str.startswith("serving/")]
     assert set(quarantine["check"]) <= {c for s in CHECK_FOR_KIND.values() for c in s} | {
         "job_quarantined",
         "orphan_step",
     }
+
+
+def test_serving_volume_is_read_whole_and_gives_each_inference_model_an_intensity(
+    demo_out: Path,
+) -> None:
+    summary = json.loads((demo_out / "summary.json").read_text())
+    inputs = {i["source_file"]: i for i in summary["inputs"]}
+    quarantine = pd.read_csv(demo_out / "quarantine.csv")
+    for name, expected in SERVING_EXPECTED["files"].items():
+        stats = inputs[f"serving/{name}"]
+        assert stats["rows_read"] == expected["data_lines"]
+        assert stats["rows_quarantined"] == len(expected["bad_lines"])
+        mine = quarantine[quarantine["source_file"] == f"serving/{name}"].set_index("line")
+        for kind, line in expected["bad_lines"].items():
+            assert mine.loc[line, "check"] == SERVING_CHECK_FOR_KIND[kind], (kind, line)
+    block = summary["intensity"]["serving_volume"]
+    assert block["available"] is True and block["inference_models_without_volume"] == []
+    ledger = read_ledger(demo_out / "ledger", date(2026, 7, 1), date(2026, 9, 30))
+    inference = ledger[ledger["phase"] == "inference"].groupby("model")["co2e_location_kg"].sum()
+    for model in block["models"]:
+        assert model["location_kg_per_1m_tokens"] == pytest.approx(
+            inference[model["model"]] / (model["tokens"] / 1e6), abs=1e-6
+        )
 
 
 def test_implausible_nordic_energy_is_rejected_and_missing_energy_is_modelled(

@@ -69,6 +69,15 @@ def test_report_html_holds_data_only_as_text(hostile_run: HostileRun) -> None:
     assert "\u202e" not in text and "invoicegnp.exe" in text
 
 
+def test_serving_volume_model_names_reach_the_report_as_text(hostile_run: HostileRun) -> None:
+    html = (hostile_run.out / "report.html").read_text(encoding="utf-8")
+    served = html.split('<table class="numbers serving-table">', 1)[1].split("</table>", 1)[0]
+    text = parse_html(served).all_text
+    for name in ("script", "img_onerror", "jinja_expr", "file_url"):
+        assert PAYLOADS[name] in text, name
+    assert "<script" not in served and "L" * 300 not in text
+
+
 def test_report_pdf_shows_the_payloads_as_text(hostile_run: HostileRun) -> None:
     text, attachments = hostile_run.pdf
     assert "{{7*7}}" in text and "<script>alert('xss')</script>" in text
@@ -152,7 +161,8 @@ def test_data_docs_hold_no_active_content_from_data(hostile_run: HostileRun) -> 
 
 
 def test_every_file_stays_inside_the_output_folder(hostile_run: HostileRun) -> None:
-    inputs = {"greenops.toml", "owners.csv", "slurm/sacct.psv", "k8s/alloc.json", "cloud/focus.csv"}
+    inputs = {"greenops.toml", "owners.csv", "slurm/sacct.psv", "k8s/alloc.json", "cloud/focus.csv",
+              "serving/volume.csv"}  # fmt: skip
     written = {
         p.relative_to(hostile_run.folder).as_posix()
         for p in hostile_run.folder.rglob("*")

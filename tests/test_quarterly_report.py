@@ -179,6 +179,43 @@ def test_csv_extracts_of_every_table(demo: dict) -> None:
     assert rows == {k["key"]: pytest.approx(k["value"]) for k in demo["summary"]["kpis"]}
 
 
+def test_findings_table_shows_the_25_largest_and_counts_the_rest(demo: dict) -> None:
+    count = demo["summary"]["findings"]["count"]
+    block = demo["html"].split('<table class="numbers findings">', 1)[1].split("</table>", 1)[0]
+    assert block.count("<tr>") == 1 + 25  # header row and 25 findings
+    assert f"{count - 25:,} more findings in <code>findings.csv</code>." in demo["html"]
+    with (demo["out"] / "findings.csv").open(encoding="utf-8", newline="") as f:
+        assert sum(1 for _ in csv.DictReader(f)) == count
+
+
+def test_method_changes_are_marked_on_the_trend_chart_and_noted(demo: dict) -> None:
+    changes = demo["summary"]["method_changes"]["by_month"]
+    assert [c["from"] for c in changes] == ["2026-08"]  # DCGM telemetry starts in August
+    monthly = demo["html"].split('id="chart-monthly"', 1)[1].split("</svg>", 1)[0]
+    desc = html_lib.unescape(monthly.split("<desc", 1)[1].split("</desc>", 1)[0])
+    for change in changes:
+        said = f"{change['mark']} between {change['after']} and {change['from']}: "
+        assert said + ", ".join(change["reasons"]) in desc
+        note = (
+            f"Marked {change['mark']}: method change between {change['after']} and {change['from']}"
+        )
+        assert note in demo["text"]["trend"]
+
+
+def test_model_cards_with_telemetry_show_their_measured_idle_share(demo: dict) -> None:
+    with (demo["out"] / "tables" / "model_cards.csv").open(encoding="utf-8", newline="") as f:
+        cards = {r["model"]: r for r in csv.DictReader(f)}
+    measured = {m for m, c in cards.items() if float(c["idle_measured_kg"]) > 0}
+    assert {"orca-7b", "orca-7b-chat", "orca-70b-chat"} <= measured
+    for model in measured:
+        card = cards[model]
+        assert float(card["dynamic_kg"]) + float(card["idle_measured_kg"]) == pytest.approx(
+            float(card["co2e_location_kg"]), abs=1e-5
+        )
+    assert "Telemetry covered" in demo["text"]["models"]
+    assert "No telemetry for its runs" in demo["text"]["models"]  # heron-vit has none
+
+
 def test_published_summary_is_kept_in_the_ledger(demo: dict) -> None:
     folder = demo["out"] / "ledger" / "_published" / "2026-07-01..2026-09-30"
     record = json.loads((folder / "2026-09-30.json").read_text(encoding="utf-8"))
@@ -307,6 +344,17 @@ def test_hostile_job_names_render_as_text(small: dict) -> None:
         page = chromium.open_page(chromium.file_url(small["folder"] / "out" / "report.html"))
         assert page.errors() == [] and page.failed == []
         assert len(page.requests) == 1
+
+
+def test_without_serving_volume_the_intensity_says_so(small: dict) -> None:
+    assert small["first"]["intensity"]["serving_volume"]["available"] is False
+    html = (small["folder"] / "out" / "report.html").read_text(encoding="utf-8")
+    intensity = section_text(html)["intensity"]
+    said = (
+        "kg CO2e per 1M tokens · per 1k requests — —\nnot available: no serving volume was supplied"
+    )
+    assert said in intensity
+    assert "Per model served" not in intensity
 
 
 def test_restatement_shown_after_a_factor_changes(small: dict) -> None:

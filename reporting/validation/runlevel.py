@@ -206,13 +206,13 @@ def summary_block(root: Path, quarantine: pd.DataFrame, docs_index: Path) -> dic
 def carried_block(files: dict[str, dict[str, Any]]) -> dict[str, Any]:
     """What the quarantined rows of every recorded file would have carried (estimates, see
     carried.py), for runs (cluster and pod usage) and billing lines apart. Providers' own carbon
-    rows carry no energy or cost of ours and are left out."""
+    rows and serving-volume rows carry no energy or cost of ours and are left out."""
     runs: dict[str, Any] = {"copies": 0, "parts": 0, "estimated": 0, "unknown": 0,
                             "facility_energy_kwh": 0.0, "cost": {}}  # fmt: skip
     billing: dict[str, Any] = {"copies": 0, "estimated": 0, "unknown": 0, "cost": {}}
     for record in files.values():
         carried = record.get("quarantine_carried")
-        if not carried or record.get("kind") in VENDOR_CARBON_KINDS:
+        if not carried or record.get("kind") in (*VENDOR_CARBON_KINDS, "serving_volume"):
             continue
         target = billing if "cost_in" in record else runs
         for key in target:
