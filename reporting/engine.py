@@ -24,6 +24,7 @@ from reporting.attribute import attribute_usage
 from reporting.config import Config
 from reporting.factors import Factor
 from reporting.intake import Intake, ingest_slice, input_paths
+from reporting.schema import empty_usage
 from reporting.slices import Slice, plan_slices
 from reporting.telemetry_store import read_telemetry
 
@@ -84,8 +85,10 @@ def process_slice(
     ends = usage["ended_at"].dropna()
     return SliceResult(
         number=piece.number,
+        # empty_usage(), not usage.iloc[0:0]: a zero-row slice is a view that would keep the
+        # slice's columns alive as long as this result
         intake=Intake(
-            usage.iloc[0:0],
+            empty_usage(),
             intake.quarantine,
             intake.files,
             intake.gate_failures,

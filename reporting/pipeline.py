@@ -23,6 +23,7 @@ from reporting.config import BILLING_KINDS, VENDOR_CARBON_KINDS, Config
 from reporting.factors import register_frame
 from reporting.intake import Intake, all_input_files, ingest, input_paths, merge_intakes
 from reporting.runstate import file_fingerprint, ledger_lock, read_state, write_state
+from reporting.schema import empty_quarantine, empty_usage
 from reporting.staging import Staged
 from reporting.summary import Period, build_context, build_summary
 from reporting.summary_cloud import cloud_block, vendor_in_period
@@ -225,7 +226,7 @@ def _ingest_and_validate(
 
 def _no_rows(intake: Intake) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any]]:
     """An empty start for adding up the slices' intakes."""
-    return intake.usage.iloc[0:0], intake.quarantine.iloc[0:0], {}
+    return empty_usage(), empty_quarantine(), {}
 
 
 def _store(config: Config, root: Path, intake: Intake, processed: dict[str, dict[str, Any]],
