@@ -69,8 +69,8 @@ def carried_by_file(
         own = bills[bills.index.isin(rows.index)]
         result[str(name)] = {
             **{c: int(counts.get(c, 0)) for c in CLASSES},
-            "energy_kwh": round(energy.get(str(name), 0.0) + own["energy_kwh"].sum(), 6),
-            "co2e_kg": round(co2e.get(str(name), 0.0) + own["co2e_kg"].sum(), 6),
+            "energy_kwh": round(energy.get(str(name), 0.0) + float(own["energy_kwh"].sum()), 6),
+            "co2e_kg": round(co2e.get(str(name), 0.0) + float(own["co2e_kg"].sum()), 6),
             "cost": {c: round(v, 6) for c, v in sorted(costs.items())},
             "energy_basis": {b: int((own["basis"] == b).sum()) for b, _ in BASES},
         }
