@@ -79,6 +79,19 @@ def attribute_charges(charges: pd.DataFrame, config: Config, run_id: str) -> Clo
     return CloudAttribution(to_ledger(sliced, run_id), used + place_factors + used_embodied)
 
 
+def line_footprint(charges: pd.DataFrame, cost: pd.Series) -> pd.DataFrame:
+    """Per charge line, as attributed (before the split over days and teams): energy method,
+    facility kWh and location-based kg CO2e."""
+    energy, _ = cloud_energy(charges, cost)
+    places, _ = _place_factors(charges)
+    facility_kwh = energy["it_energy_kwh"] * places["pue"]
+    return pd.DataFrame({
+        "energy_method": energy["energy_method"],
+        "facility_energy_kwh": facility_kwh,
+        "co2e_location_kg": facility_kwh * places["grid_intensity_g_per_kwh"] / 1000,
+    }, index=charges.index)  # fmt: skip
+
+
 def _place_factors(charges: pd.DataFrame) -> tuple[pd.DataFrame, list[Factor]]:
     """PUE of the provider and grid intensity of the region, per distinct (provider, region)."""
     regions = ft.table("cloud_regions")

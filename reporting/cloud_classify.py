@@ -88,13 +88,13 @@ def classify(charges: pd.DataFrame) -> pd.DataFrame:
     open_ &= out["energy_class"] == "unknown"
     _storage(out, open_ & (unit.str.match(_GB_MONTH) | unit.str.match(_BYTE_SECONDS)), unit, qty, detail)  # fmt: skip
     open_ &= out["energy_class"] == "unknown"
-    transfer = (
-        open_ & (unit.str.match(_GB) | unit.str.match(_BYTES)) & detail.str.contains(_TRANSFER)
-    )
+    moved = open_ & (unit.str.match(_GB) | unit.str.match(_BYTES))
+    transfer = moved & _contains(detail, moved, _TRANSFER)
     gb = qty.where(~unit.str.match(_BYTES), qty / BYTES_PER_GB)
     out.loc[transfer, "energy_class"] = "network"
     out.loc[transfer, "network_gb"] = gb[transfer]
-    memory = open_ & ~transfer & unit.str.match(_GB_HOURS) & detail.str.contains(_GCP_RAM)
+    gb_hours = open_ & ~transfer & unit.str.match(_GB_HOURS)
+    memory = gb_hours & _contains(detail, gb_hours, _GCP_RAM)
     out.loc[memory, "energy_class"] = "memory"
     out.loc[memory, "memory_gb_hours"] = qty[memory]
     return out
@@ -128,19 +128,23 @@ def _gcp_resources(charges: pd.DataFrame, out: pd.DataFrame, open_: pd.Series, u
     """GCP bills cores, RAM and GPUs as separate SKUs: vCPU-seconds, byte-seconds, GPU-seconds."""
     gcp = open_ & (charges["provider"] == "gcp")
     seconds = gcp & unit.str.match(_SECONDS)
-    gpu_text = detail.str.extract(_GPU_IN_TEXT, expand=False).str.lower()
-    gpu = seconds & gpu_text.notna() & detail.str.contains("gpu", case=False)
+    gpu_text = pd.Series(None, index=detail.index, dtype=object)
+    if seconds.any():
+        found = detail[seconds].str.extract(_GPU_IN_TEXT, expand=False).str.lower()
+        gpu_text[seconds] = found.astype(object).where(found.notna(), None)
+    gpu = seconds & gpu_text.notna() & _contains(detail, seconds, "gpu", case=False)
     out.loc[gpu, "energy_class"] = "compute"
     out.loc[gpu, "instance_hours"] = qty[gpu] / S_PER_HOUR
     out.loc[gpu, "n_gpus"] = 1.0
     out.loc[gpu, "n_cpus"] = 0.0
     out.loc[gpu, "gpu_model"] = gpu_text[gpu].map(_GPU_TEXT_MODEL)
-    core = seconds & ~gpu & detail.str.contains(_GCP_CORE)
+    core = seconds & ~gpu & _contains(detail, seconds, _GCP_CORE)
     out.loc[core, "energy_class"] = "compute"
     out.loc[core, "instance_hours"] = qty[core] / S_PER_HOUR
     out.loc[core, "n_cpus"] = 1.0
     out.loc[core, "n_gpus"] = 0.0
-    ram = gcp & unit.str.match(_BYTE_SECONDS) & detail.str.contains(_GCP_RAM)
+    byte_seconds = gcp & unit.str.match(_BYTE_SECONDS)
+    ram = byte_seconds & _contains(detail, byte_seconds, _GCP_RAM)
     out.loc[ram, "energy_class"] = "memory"
     out.loc[ram, "memory_gb_hours"] = qty[ram] / BYTES_PER_GB / S_PER_HOUR
 
@@ -151,9 +155,19 @@ def _storage(out: pd.DataFrame, mask: pd.Series, unit: pd.Series, qty: pd.Series
     tb_hours = (qty * HOURS_PER_MONTH / 1000).where(
         unit.str.match(_GB_MONTH), qty / BYTES_PER_GB / S_PER_HOUR / 1000
     )
-    ssd = detail.str.contains(_SSD) & ~detail.str.contains(r"hdd", case=False)
+    ssd = _contains(detail, mask, _SSD) & ~_contains(detail, mask, r"hdd", case=False)
     out.loc[mask, "energy_class"] = np.where(ssd[mask], "storage_ssd", "storage_hdd")
     out.loc[mask, "storage_tb_hours"] = tb_hours[mask]
-    hinted = detail.str.contains(_HDD_HINT) | ssd
+    hinted = _contains(detail, mask, _HDD_HINT) | ssd
     guess = mask & ~hinted
     out.loc[guess, "energy_note"] = "storage medium not stated: counted as HDD (CCF default)"
+
+
+def _contains(text: pd.Series, rows: pd.Series, pattern: str | re.Pattern[str], *,
+              case: bool = True) -> pd.Series:  # fmt: skip
+    """`text.str.contains(pattern)` searched on `rows` only (False elsewhere): the searches are
+    most of the time classifying a large bill takes, and each concerns few of its lines."""
+    found = pd.Series(False, index=text.index)
+    if rows.any():
+        found[rows] = text[rows].str.contains(pattern, case=case).to_numpy(dtype=bool)
+    return found

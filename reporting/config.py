@@ -37,6 +37,17 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+def refuse_reversed(model: BaseModel, low: str, high: str, unit: str, why: str) -> None:
+    """A (minimum, maximum) pair of keys set the wrong way round is refused, naming both."""
+    low_value, high_value = getattr(model, low), getattr(model, high)
+    if low_value is not None and high_value is not None and low_value > high_value:
+        unit = f" {unit}" if unit else ""
+        raise ValueError(
+            f"{low} = {low_value:g}{unit} is greater than {high} = {high_value:g}{unit} "
+            f"({why}): set {low} at most {high}, or swap the two values"
+        )
+
+
 class Methodology(_Strict):
     """Overrides of packaged methodology defaults; any level (global, site, partition) may set them."""
 
@@ -66,6 +77,10 @@ class Methodology(_Strict):
                 f"methodology overrides {sorted(values)} need a `source` "
                 "(where the numbers come from; it is printed in the factor register)"
             )
+        # Power rises from idle to full load with utilisation: reversed, more work would
+        # draw less power. Pairs split over levels or with a table value: site_params.
+        for low, high in (("gpu_min_w", "gpu_max_w"), ("cpu_min_w_per_thread", "cpu_max_w_per_thread")):  # fmt: skip
+            refuse_reversed(self, low, high, "W", "idle power cannot exceed full-load power")
         return self
 
 
@@ -242,6 +257,13 @@ class Validation(_Strict):
     # month's (pro rata while the month is in progress) is a warning
     sum_min_ratio: Positive = 0.5
     sum_max_ratio: Positive = 2.0
+
+    @model_validator(mode="after")
+    def _ranges_in_order(self) -> Validation:
+        refuse_reversed(self, "sum_min_ratio", "sum_max_ratio", "",
+                        "a billing month's total is expected between the two × the previous "
+                        "month's; reversed, every month would warn")  # fmt: skip
+        return self
 
 
 class Engine(_Strict):

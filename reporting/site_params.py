@@ -122,7 +122,7 @@ class Resolver:
             )
         model = ft.cpu_models()[model_name.lower()] if model_name else GENERIC_CPU
         table_lo, table_hi = ft.cpu_power_factors(model, is_default=model_name is None)
-        return lo or table_lo, hi or table_hi
+        return _in_order(lo or table_lo, hi or table_hi, f"per CPU thread, {_where(site, part)}")
 
     def gpu_power(
         self, site: Site, part: Partition | None, model: str | None
@@ -130,7 +130,8 @@ class Resolver:
         lo = self.override(site, part, "gpu_min_w", "gpu_power_min", "W per GPU")
         hi = self.override(site, part, "gpu_max_w", "gpu_power_max", "W per GPU")
         table_lo, table_hi = ft.gpu_power_factors(model or GENERIC_GPU, is_default=model is None)
-        return lo or table_lo, hi or table_hi
+        what = f"per {model or GENERIC_GPU} GPU, {_where(site, part)}"
+        return _in_order(lo or table_lo, hi or table_hi, what)
 
     def method(
         self, site: Site, part: Partition | None, attr: str, unit: str, *, is_default: bool = False
@@ -182,6 +183,30 @@ class Resolver:
         return model, None
 
 
+def _where(site: Site, part: Partition | None) -> str:
+    return f"site {site.name}" + (f" partition {part.name}" if part else "")
+
+
+def _in_order(low: Factor, high: Factor, what: str) -> tuple[Factor, Factor]:
+    """Idle and full-load power as resolved: an override above the other end (set at another
+    level, or the packaged table's) is refused, since more work would then draw less power."""
+    if low.value > high.value:
+        raise ConfigError(
+            f"{_named(low)} = {low.value:g} W is greater than {_named(high)} = {high.value:g} W "
+            f"(idle and full-load power {what}): idle power cannot exceed full-load power; "
+            "lower the idle value or set the full-load one beside it (with its source)"
+        )
+    return low, high
+
+
+def _named(factor: Factor) -> str:
+    """A config key path, or the packaged table row the value comes from."""
+    if factor.factor_id.startswith("config:"):
+        return factor.key
+    table, model, end = factor.factor_id.split(":")
+    return f"the {'idle' if end == 'min' else 'full-load'} power of {model} in reporting/data/{table}.csv"
+
+
 def check_config(config: Config) -> None:
     """Fail early, naming the file and key, on config values the tables cannot resolve."""
     try:
@@ -196,12 +221,16 @@ def _resolve_everything(resolver: Resolver) -> None:
         resolver.market(site, location)
         for part in [None, *site.partitions]:
             resolver.cpu_power(site, part)
-            for model in {
+            names = {
                 *site.gpu_types.values(),
                 *(part.gpu_types.values() if part else ()),
                 *filter(None, [site.gpu_model, part.gpu_model if part else None]),
-            }:
-                resolver._known_gpu(site, model)
+            }
+            models: set[str | None] = {resolver._known_gpu(site, n)[0] for n in names}
+            if not ((part.gpu_model if part else None) or site.gpu_model):
+                models.add(None)  # GPUs of no known type get the generic model
+            for model in sorted(models, key=str):
+                resolver.gpu_power(site, part, model)
 
 
 def resolve_gpu_models(usage: pd.DataFrame, config: Config) -> tuple[pd.Series, pd.Series]:
@@ -231,7 +260,10 @@ def parameters(usage: pd.DataFrame, config: Config) -> tuple[pd.DataFrame, list[
     for site_name, partition, gpu_model in combos.itertuples(index=False, name=None):
         site = config.site(site_name)
         part = resolver.partition(site, partition or "")
-        values, factors = _combo_parameters(resolver, site, part, gpu_model)
+        try:  # a GPU model only the data names may meet an override it does not fit
+            values, factors = _combo_parameters(resolver, site, part, gpu_model)
+        except ConfigError as exc:
+            raise ConfigError(f"{config.config_file}: {exc}") from None
         rows.append({"site": site_name, "partition": partition, "gpu_model": gpu_model, **values})
         used += factors
     table = pd.DataFrame(rows, columns=[*keys, *PARAMETER_COLUMNS])

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
+from reporting.cli import app
 from reporting.config import load_config
 from reporting.errors import ConfigError
 from reporting.pipeline import ingest
+from reporting.site_params import check_config, parameters
+from tests.conftest import usage_frame
 
 ROOT = Path(__file__).parent.parent
 MINIMAL = """
@@ -109,3 +114,81 @@ def test_unknown_grid_zone_and_gpu_model_are_config_errors(tmp_path: Path) -> No
 def test_sample_config_loads() -> None:
     config = load_config(ROOT / "sample_logs" / "greenops.toml")
     assert [s.name for s in config.sites] == ["atlas", "nordic", "helios"]
+
+
+SOURCE = 'source = "lab"\n'
+GLOBAL, SITE = "[methodology]\n", "[sites.methodology]\n"
+
+
+@pytest.mark.parametrize(
+    ("site_keys", "extra", "message"),
+    [
+        (
+            "",
+            "[validation]\nsum_min_ratio = 3\nsum_max_ratio = 2\n",
+            (
+                r"validation: sum_min_ratio = 3 is greater than sum_max_ratio = 2 \(.*\): "
+                r"set sum_min_ratio at most sum_max_ratio, or swap the two values"
+            ),
+        ),
+        (  # against the default maximum (2)
+            "",
+            "[validation]\nsum_min_ratio = 2.5\n",
+            r"validation: sum_min_ratio = 2\.5 is greater than sum_max_ratio = 2 ",
+        ),
+        (
+            "",
+            GLOBAL + "gpu_min_w = 500\ngpu_max_w = 400\n" + SOURCE,
+            r"methodology: gpu_min_w = 500 W is greater than gpu_max_w = 400 W",
+        ),
+        (
+            "",
+            GLOBAL + "cpu_min_w_per_thread = 9\ncpu_max_w_per_thread = 3\n" + SOURCE,
+            r"methodology: cpu_min_w_per_thread = 9 W is greater than cpu_max_w_per_thread = 3 W",
+        ),
+        (  # split over levels: the site's idle value above the global full-load value
+            SITE + "gpu_min_w = 200\n" + SOURCE,
+            GLOBAL + "gpu_max_w = 150\n" + SOURCE,
+            (
+                r"sites\.a\.methodology\.gpu_min_w = 200 W is greater than methodology\."
+                r"gpu_max_w = 150 W \(idle and full-load power per generic-gpu GPU, site a\)"
+            ),
+        ),
+        (  # an override against the packaged value of the site's GPU model
+            'gpu_model = "T4"\n' + SITE + "gpu_min_w = 100\n" + SOURCE,
+            "",
+            (
+                r"sites\.a\.methodology\.gpu_min_w = 100 W is greater than the full-load power "
+                r"of T4 in reporting/data/gpu_power\.csv = 70 W"
+            ),
+        ),
+    ],
+)
+def test_a_minimum_above_its_maximum_is_refused_in_one_line(
+    tmp_path: Path, site_keys: str, extra: str, message: str
+) -> None:
+    text = MINIMAL.replace('grid_zone = "SE"\n', 'grid_zone = "SE"\n' + site_keys) + extra
+    path = _write(tmp_path, text)
+    result = CliRunner().invoke(app, ["validate", "--config", str(path)])
+    assert result.exit_code == 1, result.output
+    # one error line (in-process, pytest's capture may add library import warnings above it)
+    (line,) = [x for x in result.output.splitlines() if x.startswith("Error:")]
+    assert line.startswith(f"Error: {path}: ") and "Traceback" not in result.output
+    assert re.search(message, line), line
+
+
+def test_an_override_that_does_not_fit_a_gpu_model_read_from_the_data_is_refused(
+    tmp_path: Path,
+) -> None:
+    """Only the jobs name the T4 here: the generic model passes the config check, the T4 fails
+    when its parameters are resolved, naming the file and the key."""
+    config = load_config(_write(tmp_path, MINIMAL.replace('"a"', '"c"') + (
+        '[methodology]\ngpu_min_w = 100\nsource = "lab"\n'
+    )))  # fmt: skip
+    check_config(config)  # generic-gpu: 100 W ≤ 200 W
+    with pytest.raises(ConfigError, match=(
+        rf"^{re.escape(str(config.config_file))}: methodology\.gpu_min_w = 100 W is greater than "
+        r"the full-load power of T4 in reporting/data/gpu_power\.csv = 70 W \(idle and full-load "
+        r"power per T4 GPU, site c\)"
+    )):  # fmt: skip
+        parameters(usage_frame([{"gpu_model": "T4"}]), config)

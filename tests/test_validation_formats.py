@@ -142,7 +142,9 @@ def test_what_quarantined_rows_would_have_carried_by_class() -> None:
                     {"cost": 9.0, "currency": "USD"}, None, None, None],
     })  # fmt: skip
     config = Config(organisation=Organisation(name="t"), inputs=[])
-    classes = {"copies": 1, "parts": 1, "estimated": 0, "unknown": 1, "energy_kwh": 0.0}
+    classes = {"copies": 1, "parts": 1, "estimated": 0, "unknown": 1, "energy_kwh": 0.0,
+               "co2e_kg": 0.0, "energy_basis": {"service": 0, "provider": 0, "file": 0}}  # fmt: skip
+    # no accepted billing lines were given: the billing lines' energy is not estimable
     assert carried_by_file(quarantine, config) == {
         "a.psv": {**classes, "cost": {}},
         "b.csv": {**classes, "parts": 0, "estimated": 2, "cost": {"USD": 1.5}},

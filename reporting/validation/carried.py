@@ -7,8 +7,10 @@ Each quarantined row falls in one class:
   is counted with its job;
 - `estimated`: the row's own fields were readable enough. A run is put through the same energy
   model, PUE and rate card as accepted runs (`attribute_usage`), with defaults for what could
-  not be read (an unreadable Elapsed is End − Start); a billing line gives the cost written in its cost column (billed cost, in its
-  own currency; no energy is estimated for billing lines);
+  not be read (an unreadable Elapsed is End − Start); a billing line gives the cost written
+  in its cost column (billed cost, in its own currency) and, scaled by that cost, the energy
+  and carbon per currency unit of accepted lines of its service, provider or file
+  (carried_billing.py; a line with nothing to scale from is counted, with no energy);
 - `unknown`: nothing usable could be read (bad bytes, wrong field count, a file of another
   format, times out of order, an unknown GPU model): these are counted, not guessed.
 
@@ -25,6 +27,7 @@ from reporting.attribute import attribute_usage
 from reporting.config import Config
 from reporting.ingest.slurm import FINAL_STATES
 from reporting.schema import CARRIED, empty_usage
+from reporting.validation.carried_billing import BASES, billing_estimates
 from reporting.validation.suites import MAX_GPUS_PER_NODE
 
 COPY_CHECKS = ("duplicate",)  # plus every uniqueness expectation (`*_to_be_unique:*`)
@@ -42,27 +45,47 @@ def row_class(check: str, carried: Any) -> str:
     return "unknown"
 
 
-def carried_by_file(quarantine: pd.DataFrame, config: Config) -> dict[str, dict[str, Any]]:
-    """Per source file with quarantined rows: rows per class, facility kWh and cost per currency
-    (estimates). A run whose fields cannot be modelled moves from `estimated` to `unknown`."""
+def carried_by_file(
+    quarantine: pd.DataFrame, config: Config, charges: pd.DataFrame | None = None
+) -> dict[str, dict[str, Any]]:
+    """Per source file with quarantined rows: rows per class, facility kWh, location-based kg
+    CO2e and cost per currency (estimates), and how many billing lines got their energy from
+    lines of the same service, provider or file (`charges`: the accepted billing lines). A run
+    whose fields cannot be modelled moves from `estimated` to `unknown`."""
     carried = quarantine[CARRIED] if CARRIED in quarantine.columns else pd.Series(None, index=quarantine.index, dtype=object)  # fmt: skip
     classes = [row_class(str(c), v) for c, v in zip(quarantine["check"], carried, strict=True)]
     frame = quarantine.assign(_class=classes, _carried=carried)
-    runs = frame[(frame["_class"] == "estimated") & frame["_carried"].map(_is_run)]
-    energy, run_cost, modelled = _run_estimates(runs, config)
+    estimated = frame["_class"] == "estimated"
+    runs = frame[estimated & frame["_carried"].map(_is_run)]
+    energy, co2e, run_cost, modelled = _run_estimates(runs, config)
     frame.loc[runs.index[~runs.index.isin(modelled)], "_class"] = "unknown"
+    bills = _billing_footprint(frame[estimated & ~frame["_carried"].map(_is_run)], charges)
     result = {}
     for name, rows in frame.groupby("source_file", sort=True):
         counts = rows["_class"].value_counts()
         costs = _billing_cost(rows[rows["_class"] == "estimated"])
         for currency, amount in run_cost.get(str(name), {}).items():
             costs[currency] = costs.get(currency, 0.0) + amount
+        own = bills[bills.index.isin(rows.index)]
         result[str(name)] = {
             **{c: int(counts.get(c, 0)) for c in CLASSES},
-            "energy_kwh": round(energy.get(str(name), 0.0), 6),
+            "energy_kwh": round(energy.get(str(name), 0.0) + float(own["energy_kwh"].sum()), 6),
+            "co2e_kg": round(co2e.get(str(name), 0.0) + float(own["co2e_kg"].sum()), 6),
             "cost": {c: round(v, 6) for c, v in sorted(costs.items())},
+            "energy_basis": {b: int((own["basis"] == b).sum()) for b, _ in BASES},
         }
     return result
+
+
+def _billing_footprint(rows: pd.DataFrame, charges: pd.DataFrame | None) -> pd.DataFrame:
+    """Energy, carbon and basis of each quarantined billing line with a readable cost."""
+    lines = pd.DataFrame(
+        [{"provider": None, "service": None, **c} for c in rows["_carried"]],
+        index=rows.index, columns=["cost", "currency", "provider", "service"],
+    ).assign(source_file=rows["source_file"])  # fmt: skip
+    if charges is None:
+        charges = pd.DataFrame()
+    return billing_estimates(lines, charges)
 
 
 def _is_run(carried: Any) -> bool:
@@ -79,22 +102,29 @@ def _billing_cost(rows: pd.DataFrame) -> dict[str, float]:
 
 def _run_estimates(
     rows: pd.DataFrame, config: Config
-) -> tuple[dict[str, float], dict[str, dict[str, float]], set[Any]]:
-    """(facility kWh per file, rate-card cost per file and currency, labels modelled)."""
+) -> tuple[dict[str, float], dict[str, float], dict[str, dict[str, float]], set[Any]]:
+    """(facility kWh and location-based kg CO2e per file, rate-card cost per file and
+    currency, labels modelled)."""
     if rows.empty:
-        return {}, {}, set()
+        return {}, {}, {}, set()
     runs = _typed(pd.DataFrame([c["usage"] for c in rows["_carried"]], index=rows.index))
     usable = _modelable(runs)
     if not usable.any():
-        return {}, {}, set()
+        return {}, {}, {}, set()
     ledger = attribute_usage(runs[usable].reset_index(drop=True), config, "estimate").ledger
     energy = ledger.groupby("source_file")["facility_energy_kwh"].sum()
+    co2e = ledger.groupby("source_file")["co2e_location_kg"].sum()
     priced = ledger[ledger["cost"].notna()]
     cost = priced.groupby(["source_file", "currency"])["cost"].sum()
     by_file: dict[str, dict[str, float]] = {}
     for (name, currency), amount in cost.items():
         by_file.setdefault(str(name), {})[str(currency)] = float(amount)
-    return {str(k): float(v) for k, v in energy.items()}, by_file, set(runs.index[usable])
+    return (
+        {str(k): float(v) for k, v in energy.items()},
+        {str(k): float(v) for k, v in co2e.items()},
+        by_file,
+        set(runs.index[usable]),
+    )
 
 
 def _typed(runs: pd.DataFrame) -> pd.DataFrame:

@@ -207,11 +207,17 @@ def charges_quarantine(charges: pd.DataFrame, found: dict[Any, tuple[str, str]])
         check=[found[label][0] for label in rows.index],
         reason=[found[label][1] for label in rows.index],
     ).assign(**{CARRIED: [
-        {"cost": float(cost), "currency": currency}
+        {"cost": float(cost), "currency": currency, "provider": _text(provider), "service": _text(service)}
         if pd.notna(cost) and isinstance(currency, str) and re.fullmatch("[A-Z]{3}", currency)
         else None
-        for cost, currency in zip(rows["billed_cost"], rows["currency"], strict=True)
+        for cost, currency, provider, service in zip(
+            rows["billed_cost"], rows["currency"], rows["provider"], rows["service_name"], strict=True
+        )
     ]})  # fmt: skip
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
 
 
 def messages(frame: pd.DataFrame, outcome: SuiteResult, action: str) -> list[str]:

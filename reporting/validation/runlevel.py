@@ -206,23 +206,41 @@ def summary_block(root: Path, quarantine: pd.DataFrame, docs_index: Path) -> dic
 def carried_block(files: dict[str, dict[str, Any]]) -> dict[str, Any]:
     """What the quarantined rows of every recorded file would have carried (estimates, see
     carried.py), for runs (cluster and pod usage) and billing lines apart. Providers' own carbon
-    rows and serving-volume rows carry no energy or cost of ours and are left out."""
+    rows and serving-volume rows carry no energy or cost of ours and are left out. Billing
+    lines whose energy could not
+    be estimated (no readable cost, or no accepted line to scale it from) are counted in
+    `energy_not_estimable`."""
     runs: dict[str, Any] = {"copies": 0, "parts": 0, "estimated": 0, "unknown": 0,
-                            "facility_energy_kwh": 0.0, "cost": {}}  # fmt: skip
-    billing: dict[str, Any] = {"copies": 0, "estimated": 0, "unknown": 0, "cost": {}}
+                            "facility_energy_kwh": 0.0, "co2e_location_kg": 0.0, "cost": {}}  # fmt: skip
+    billing: dict[str, Any] = {"copies": 0, "estimated": 0, "unknown": 0, "cost": {},
+                               "facility_energy_kwh": 0.0, "co2e_location_kg": 0.0,
+                               "energy_basis": {"service": 0, "provider": 0, "file": 0}}  # fmt: skip
     for record in files.values():
         carried = record.get("quarantine_carried")
         if not carried or record.get("kind") in (*VENDOR_CARBON_KINDS, "serving_volume"):
             continue
-        target = billing if "cost_in" in record else runs
-        for key in target:
-            if key == "cost":
-                for currency, amount in carried["cost"].items():
-                    target["cost"][currency] = round(target["cost"].get(currency, 0.0) + amount, 6)
-            elif key == "facility_energy_kwh":
-                target[key] = round(target[key] + carried["energy_kwh"], 6)
-            else:
-                target[key] += carried.get(key, 0)
+        _add(billing if "cost_in" in record else runs, carried)
     runs["cost"] = dict(sorted(runs["cost"].items()))
     billing["cost"] = dict(sorted(billing["cost"].items()))
+    billing["energy_not_estimable"] = (
+        billing["estimated"] + billing["unknown"] - sum(billing["energy_basis"].values())
+    )
     return {"estimate": True, "runs": runs, "billing": billing}
+
+
+# The block's sums and the per-file record key each adds up.
+_SUMMED = {"facility_energy_kwh": "energy_kwh", "co2e_location_kg": "co2e_kg"}
+
+
+def _add(target: dict[str, Any], carried: dict[str, Any]) -> None:
+    """One file's estimates into the block (records written before a key existed lack it)."""
+    for currency, amount in carried["cost"].items():
+        target["cost"][currency] = round(target["cost"].get(currency, 0.0) + amount, 6)
+    for basis, count in carried.get("energy_basis", {}).items():
+        if "energy_basis" in target:
+            target["energy_basis"][basis] = target["energy_basis"].get(basis, 0) + count
+    for key, value in target.items():
+        if key in _SUMMED:
+            target[key] = round(value + carried.get(_SUMMED[key], 0.0), 6)
+        elif isinstance(value, int):
+            target[key] = value + carried.get(key, 0)

@@ -153,9 +153,10 @@ def added_messages(*batches: list[str]) -> list[str]:
 
 
 def with_carried(intake: Intake, config: Config) -> Intake:
-    """Each file's record gains what its quarantined rows would have carried (estimates); the
-    quarantine loses the `carried` column readers attach, so what is stored keeps its shape."""
-    carried = carried_by_file(intake.quarantine, config)
+    """Each file's record gains what its quarantined rows would have carried (estimates; billing
+    lines scaled from the accepted `charges`); the quarantine loses the `carried` column
+    readers attach, so what is stored keeps its shape."""
+    carried = carried_by_file(intake.quarantine, config, intake.charges)
     files = {
         name: {**record, "quarantine_carried": carried[name]} if name in carried else record
         for name, record in intake.files.items()

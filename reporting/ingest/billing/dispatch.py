@@ -38,6 +38,16 @@ RAW_COST = {
     "azure_cost": (("costinbillingcurrency", "cost", "pretaxcost"),
                    ("billingcurrency", "billingcurrencycode", "currency")),
 }  # fmt: skip
+# ... and its provider and service as the family's reader names them (flat columns only: a
+# service inside a CUR 2.0 `product` map or a GCP `service` record is not looked for, so such a
+# row's estimate falls back to its provider's lines).
+RAW_SERVICE = {
+    "focus": ("servicename",),
+    "aws_cur": ("productproductname", "lineitemproductcode"),
+    "gcp_billing": ("servicedescription",),
+    "azure_cost": ("metercategory", "servicename", "consumedservice"),
+}
+FAMILY_PROVIDER = {"aws_cur": "aws", "gcp_billing": "gcp", "azure_cost": "azure"}
 
 READERS: dict[str, tuple[Callable[[list[str]], bool], Callable[..., FamilyRead]]] = {
     "focus": (focus.detect, focus.read),
@@ -128,26 +138,40 @@ def _wrong_family(table: RawTable, name: str, kind: str, family: str | None) -> 
 def _with_carried_cost(
     quarantine: pd.DataFrame, table: RawTable, family: str | None
 ) -> pd.DataFrame:
-    """Quarantined rows with the cost they would have carried (`carried` = {cost, currency}),
-    where the family's cost column parses as a number beside a three-letter currency."""
+    """Quarantined rows with what they would have carried (`carried` = {cost, currency,
+    provider, service}) where the family's cost column parses as a number beside a three-letter
+    currency; provider and service (None when unreadable) choose the lines its energy is
+    estimated from (see validation/carried.py)."""
     if quarantine.empty or family is None:
         return quarantine
+    records = table.records
+    column = _raw_columns(table)
+    cost_keys, currency_keys = RAW_COST[family]
+    cost, _ = parse_decimal(text(records, column(cost_keys)))
+    currency = text(records, column(currency_keys)).fillna("").str.strip().str.upper()
+    readable = cost.notna() & currency.str.fullmatch(r"[A-Z]{3}").astype(bool)
+    service = text(records, column(RAW_SERVICE[family]))
+    provider = (
+        focus.provider_key(text(records, column(("providername", "serviceprovidername"))))
+        if family == "focus"
+        else pd.Series(FAMILY_PROVIDER[family], index=records.index, dtype=object)
+    )
+    found = {
+        int(line): {"cost": float(amount), "currency": str(code), "provider": who, "service": what}
+        for line, amount, code, who, what in zip(
+            records.loc[readable, "line"], cost[readable], currency[readable],
+            provider[readable], service[readable], strict=True,
+        )
+    }  # fmt: skip
+    return quarantine.assign(**{CARRIED: [found.get(int(n)) for n in quarantine["line"]]})
+
+
+def _raw_columns(table: RawTable) -> Callable[[tuple[str, ...]], str | None]:
+    """The first header (as written) matching one of the normalised keys, or None."""
     by_key: dict[str, str] = {}
     for name in table.columns:
         by_key.setdefault(_header_key(name), name)
-    cost_keys, currency_keys = RAW_COST[family]
-    records = table.records
-    cost, _ = parse_decimal(text(records, next((by_key[k] for k in cost_keys if k in by_key), None)))  # fmt: skip
-    currency = text(records, next((by_key[k] for k in currency_keys if k in by_key), None))
-    currency = currency.fillna("").str.strip().str.upper()
-    readable = cost.notna() & currency.str.fullmatch(r"[A-Z]{3}").astype(bool)
-    found = {
-        int(line): {"cost": float(amount), "currency": str(code)}
-        for line, amount, code in zip(
-            records.loc[readable, "line"], cost[readable], currency[readable], strict=True
-        )
-    }
-    return quarantine.assign(**{CARRIED: [found.get(int(n)) for n in quarantine["line"]]})
+    return lambda keys: next((by_key[k] for k in keys if k in by_key), None)
 
 
 _ENGLISH = re.compile(r"\(([^()]+)\)\s*$")  # localised Azure headers: `Kosten (Cost)` → Cost

@@ -116,9 +116,7 @@ def read(table: RawTable, source_file: str) -> FamilyRead:
     frame["tags"], bad_tags = _tags(get("Tags"))
     problems.add(bad_tags, "tags", "Tags is not a JSON object: " + get("Tags").fillna(""))
     provider = get("ProviderName").fillna(get("ServiceProviderName"))
-    frame["provider"] = provider.map(
-        lambda p: _PROVIDERS.get(p.lower(), p.lower()) if isinstance(p, str) else None
-    )
+    frame["provider"] = provider_key(provider)
     frame["billing_account_id"] = get("BillingAccountId")
     frame["sub_account_id"] = get("SubAccountId")
     frame["sub_account_name"] = get("SubAccountName")
@@ -157,3 +155,10 @@ def _tags(values: pd.Series) -> tuple[pd.Series, pd.Series]:
     parsed = values.map(parse_tags_object)
     bad = parsed.isna()
     return parsed.map(lambda t: tags_json(t) if t is not None else "{}"), bad
+
+
+def provider_key(names: pd.Series) -> pd.Series:
+    """ProviderName as written → the provider key the other families use (`aws`, `gcp`, ...)."""
+    return names.map(
+        lambda p: _PROVIDERS.get(p.lower(), p.lower()) if isinstance(p, str) else None
+    ).astype(object)
