@@ -309,15 +309,25 @@ VENDOR_CARBON_FILE = "_vendor_carbon.parquet"
 
 def write_vendor_carbon(root: Path, rows: pd.DataFrame, source_files: Iterable[str]) -> None:
     """Providers' own carbon figures, replacing earlier rows of the same files (atomically)."""
+    replace_file_rows(root / VENDOR_CARBON_FILE, read_vendor_carbon(root), rows, source_files)
+
+
+def replace_file_rows(
+    path: Path, old: pd.DataFrame, rows: pd.DataFrame, source_files: Iterable[str],
+    schema: pa.Schema | None = None,
+) -> None:  # fmt: skip
+    """Write `old` with the rows of `source_files` replaced by `rows` (sorted by file and line)
+    to the parquet file `path`, atomically: a side table kept with the ledger."""
     replaced = set(source_files)
-    old = read_vendor_carbon(root)
     kept = old[~old["source_file"].isin(replaced)]
     merged = pd.concat([f for f in (kept, rows) if not f.empty] or [kept], ignore_index=True)
     merged = merged.sort_values(["source_file", "line"], kind="stable").reset_index(drop=True)
-    root.mkdir(parents=True, exist_ok=True)
-    tmp = root / f".{VENDOR_CARBON_FILE}.tmp"
-    pq.write_table(pa.Table.from_pandas(merged, preserve_index=False).replace_schema_metadata(None), tmp)  # fmt: skip
-    os.replace(tmp, root / VENDOR_CARBON_FILE)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    columns = merged[list(schema.names)] if schema is not None else merged
+    table = pa.Table.from_pandas(columns, schema=schema, preserve_index=False)
+    pq.write_table(table.replace_schema_metadata(None), tmp)
+    os.replace(tmp, path)
 
 
 def read_vendor_carbon(root: Path) -> pd.DataFrame:

@@ -15,7 +15,6 @@ The report divides the inference-phase footprint by it (serving_intensity.py).
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -30,6 +29,7 @@ import pyarrow.parquet as pq
 from reporting.errors import InputError
 from reporting.ingest.billing.common import RowProblems, read_raw, text
 from reporting.ingest.limits import Limits
+from reporting.ledger import replace_file_rows
 from reporting.schema import empty_quarantine
 
 KIND = "serving_volume"
@@ -184,19 +184,10 @@ def _typed(frame: pd.DataFrame) -> pd.DataFrame:
 
 def write_serving(root: Path, rows: pd.DataFrame, source_files: Iterable[str]) -> None:
     """Store the files' rows, replacing earlier rows of the same files (atomically)."""
-    replaced = set(source_files)
-    if not replaced:
+    if not set(source_files):
         return
-    old = read_serving_volume(root)
-    kept = old[~old["source_file"].isin(replaced)]
-    merged = pd.concat([f for f in (kept, rows) if not f.empty] or [kept], ignore_index=True)
-    merged = merged.sort_values(["source_file", "line"], kind="stable").reset_index(drop=True)
-    root.mkdir(parents=True, exist_ok=True)
-    tmp = root / f".{SERVING_FILE}.tmp"
-    table = pa.Table.from_pandas(merged[list(SERVING_SCHEMA.names)], schema=SERVING_SCHEMA,
-                                 preserve_index=False)  # fmt: skip
-    pq.write_table(table.replace_schema_metadata(None), tmp)
-    os.replace(tmp, root / SERVING_FILE)
+    path = root / SERVING_FILE
+    replace_file_rows(path, read_serving_volume(root), rows, source_files, SERVING_SCHEMA)
 
 
 def store(root: Path, intake: Any) -> None:
