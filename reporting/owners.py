@@ -12,6 +12,7 @@ import json
 import re
 import string
 
+import numpy as np
 import pandas as pd
 
 from reporting.config import UNALLOCATED, OwnerRule
@@ -39,13 +40,16 @@ def _match(usage: pd.DataFrame, rule: OwnerRule) -> tuple[pd.Series, pd.DataFram
     matched = pd.Series(True, index=usage.index)
     groups = pd.DataFrame(index=usage.index)
     for field, pattern in rule.match.items():
-        text = _field_text(usage, field)
+        # Fields repeat (accounts, users, partitions): each distinct text is matched once.
+        codes, distinct = pd.factorize(_field_text(usage, field))
         compiled = re.compile(pattern)
-        matched &= pd.Series(
-            [compiled.search(t) is not None for t in text], index=usage.index, dtype=bool
-        )
+        hits = np.array([compiled.search(t) is not None for t in distinct], dtype=bool)
+        matched &= pd.Series(hits[codes], index=usage.index, dtype=bool)
         if compiled.groupindex:
-            named = text.str.extract(compiled)[list(compiled.groupindex)]
+            found = pd.Series(distinct, dtype=object).str.extract(compiled)[
+                list(compiled.groupindex)
+            ]
+            named = found.iloc[codes].set_axis(usage.index)
             groups = pd.concat([groups, named.loc[:, ~named.columns.isin(groups.columns)]], axis=1)
     return matched, groups
 
