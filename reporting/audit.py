@@ -42,6 +42,8 @@ def runs_of(ledger: pd.DataFrame) -> pd.DataFrame:
     ledger = ledger.assign(**dict.fromkeys(missing, None)) if missing else ledger
     # Runs in order of first appearance (the findings are ranked later; no sort needed here).
     codes, usage_ids = pd.factorize(ledger["usage_id"])
+    if (codes < 0).any():  # rows without a usage_id belong to no run (as groupby drops them)
+        ledger, codes = ledger[codes >= 0], codes[codes >= 0]
     sums = ledger.groupby(codes, sort=False)[list(SUMMED)].sum(min_count=1)
     runs = pd.concat([pd.Series(usage_ids, name="usage_id"), sums.reset_index(drop=True),
                       _firsts(ledger, codes)], axis=1)  # fmt: skip

@@ -21,6 +21,7 @@ def _slices() -> pd.DataFrame:
     frame["team"] = pd.Series(np.where(rng.random(n) < 0.5, None, "vision"), dtype="str")
     frame["namespace"] = pd.Series([None] * n, dtype="str")  # nothing but gaps
     frame.loc[3, "cost"] = np.nan
+    frame.loc[5, "usage_id"] = None  # belongs to no run
     return frame
 
 
