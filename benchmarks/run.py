@@ -1,14 +1,20 @@
-"""Benchmark `greenops run` on generated atlas sacct dumps of a given size.
+"""Benchmark `greenops run` on generated atlas sacct dumps and FOCUS exports of given sizes,
+side by side with the floor (benchmarks/floor.sql: the same figures from the same sacct dump in
+one DuckDB query).
 
-    .venv/bin/python benchmarks/run.py --lines 100000 1000000 --repeat 3 \\
-        [--work /tmp/greenops-bench] [--keep DIR] [--date-label 2026-07-14]
+    .venv/bin/python benchmarks/run.py --lines 100000 1000000 --focus-rows 1000000 --repeat 3 \\
+        [--no-floor] [--work /tmp/greenops-bench] [--keep DIR] [--date-label 2026-07-14]
 
-For each size an atlas dump of about that many lines is generated once and cached under
-<work>/<lines>/ (generation is not measured), next to a config holding the atlas sections of
-sample_logs/greenops.toml and one [[inputs]] for the dump. `greenops run` (the one installed next
-to this Python) then runs --repeat times as a child process with a fresh output folder, so the
-ledger is written from scratch. Wall time, user+sys CPU time and peak RSS of the child come from
-os.wait4(); the medians go into a Markdown table on stdout. Standard library only.
+For each size an input of about that many lines is generated once and cached under <work>/
+(<lines>/ for sacct, focus-<rows>/ for FOCUS; generation is not measured), next to a config: the
+atlas sections of sample_logs/greenops.toml and one [[inputs]] for the dump, or the sample's
+organisation, billing and owner sections and one FOCUS input. `greenops run` (the one installed
+next to this Python) then runs --repeat times as a child process with a fresh output folder, so
+the ledger is written from scratch; for sacct, each repetition also runs benchmarks/floor.py with
+this Python right after it (needs DuckDB: `pip install -e '.[bench]'`). Wall time, user+sys CPU
+time and peak RSS of each child come from os.wait4(); the medians, the ratios greenops ÷ floor
+and the 1-minute load average before and after each size go into Markdown tables on stdout.
+Standard library only (DuckDB is imported by the floor's child process, not here).
 """
 
 from __future__ import annotations
@@ -26,15 +32,26 @@ import tomllib
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+FLOOR = HERE / "floor.py"
 SAMPLE_CONFIG = HERE.parent / "sample_logs" / "greenops.toml"
 SITE = "atlas"
 RUN_DATE = "2026-09-30"  # the last day of the generated quarter: the report covers all of Q3
 START, END = "2026-07-01", "2026-10-01"
 LINES_PER_JOB = 2.95  # measured on large atlas dumps (3.1 in the small sample)
-TABLE_HEADER = (
-    "| lines | MiB | runs | wall s, median (min–max) | CPU s (user+sys) | peak RSS MiB "
-    "| lines/s (wall) |\n|---:|---:|---:|---:|---:|---:|---:|"
+SACCT_HEADER = (
+    "| lines | MiB | runs | greenops wall s, median (min–max) | CPU s | peak RSS MiB "
+    "| floor wall s (min–max) | CPU s | peak RSS MiB | ratio wall | ratio CPU | load 1 min |\n"
+    "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
 )
+SACCT_HEADER_NO_FLOOR = (
+    "| lines | MiB | runs | wall s, median (min–max) | CPU s (user+sys) | peak RSS MiB "
+    "| lines/s (wall) | load 1 min |\n|---:|---:|---:|---:|---:|---:|---:|---:|"
+)
+FOCUS_HEADER = (
+    "| rows | MiB | runs | wall s, median (min–max) | CPU s (user+sys) | peak RSS MiB "
+    "| rows/s (wall) | load 1 min |\n|---:|---:|---:|---:|---:|---:|---:|---:|"
+)
+FOCUS_FILE = "focus-2026-Q3.csv"
 DONE_MARKER = ".complete"  # written after generation, so an interrupted dump is regenerated
 
 
@@ -50,65 +67,101 @@ def greenops_executable() -> Path:
     return exe
 
 
-def atlas_config_text(input_glob: str) -> str:
-    """sample_logs/greenops.toml without the other sites and inputs, plus one atlas input.
-
-    The sample is cut into top-level blocks at unindented `[` lines; sub-tables such as
-    `[[sites.partitions]]` are indented there, so they stay with their site.
-    """
+def sample_blocks() -> list[list[str]]:
+    """sample_logs/greenops.toml cut into top-level blocks at unindented `[` lines; sub-tables
+    such as `[[sites.partitions]]` are indented there, so they stay with their site."""
     blocks: list[list[str]] = [[]]
     for line in SAMPLE_CONFIG.read_text(encoding="utf-8").splitlines():
         if line.startswith("["):
             blocks.append([])
         blocks[-1].append(line)
+    return blocks
+
+
+def config_text(kind: str, input_glob: str) -> str:
+    """The sample config without its inputs, plus one input: for `slurm`, with the atlas site
+    only; for `focus`, with no site at all (billing lines carry their region)."""
 
     def keep(block: list[str]) -> bool:
         header = block[0].strip() if block else ""
         if header == "[[sites]]":
-            return tomllib.loads("\n".join(block))["sites"][0]["name"] == SITE
+            return kind == "slurm" and tomllib.loads("\n".join(block))["sites"][0]["name"] == SITE
         return header != "[[inputs]]"  # preamble comments, [organisation], [[owners]], ...
 
-    kept = ["\n".join(block) for block in blocks if keep(block)]
+    kept = ["\n".join(block) for block in sample_blocks() if keep(block)]
+    site = f'site = "{SITE}"\n' if kind == "slurm" else ""
     kept.append(
-        f'[[inputs]]\nkind = "slurm"\npath = "{input_glob}"\nsite = "{SITE}"\n'
-        "max_quarantined_ratio = 1.0\n"
+        f'[[inputs]]\nkind = "{kind}"\npath = "{input_glob}"\n{site}max_quarantined_ratio = 1.0\n'
     )
-    text = "# Written by benchmarks/run.py: the atlas sections of sample_logs/greenops.toml.\n"
+    text = f"# Written by benchmarks/run.py: sample_logs/greenops.toml with one {kind} input.\n"
     text += "\n".join(kept)
     parsed = tomllib.loads(text)  # fail here, not inside the measurement, if the cut went wrong
-    assert [s["name"] for s in parsed["sites"]] == [SITE] and len(parsed["inputs"]) == 1
+    sites = [s["name"] for s in parsed.get("sites", [])]
+    assert sites == ([SITE] if kind == "slurm" else []) and len(parsed["inputs"]) == 1
     return text
 
 
-def prepare(lines: int, work: Path, seed: int) -> tuple[Path, int, int]:
-    """Generate (once) the dump and config for `lines`; return (config, data lines, bytes)."""
-    folder = work / str(lines)
-    data = folder / "data"
-    if not (folder / DONE_MARKER).exists():
-        shutil.rmtree(folder, ignore_errors=True)
-        jobs = max(1, round(lines / LINES_PER_JOB))
-        print(f"generating ~{lines:,} lines ({jobs:,} jobs) in {data} ...", file=sys.stderr)
-        options = f"--cluster {SITE} --jobs {jobs} --seed {seed} --start {START} --end {END}"
-        generate = [sys.executable, str(HERE / "generate.py"), "sacct", *options.split()]
-        subprocess.run([*generate, "--split", "none", "--out", str(data)], check=True)
-        (folder / DONE_MARKER).write_text(f"jobs={jobs} seed={seed}\n")
+def atlas_config_text(input_glob: str) -> str:
+    return config_text("slurm", input_glob)
+
+
+def count_lines(paths: list[Path]) -> int:
+    total = 0
+    for path in paths:
+        with path.open("rb") as handle:
+            total += sum(chunk.count(b"\n") for chunk in iter(lambda: handle.read(1 << 20), b""))
+    return total
+
+
+def generate_once(folder: Path, what: str, command: list[str], marker: str) -> None:
+    """Run the generator into `folder` unless a complete earlier run left its marker there."""
+    if (folder / DONE_MARKER).exists():
+        return
+    shutil.rmtree(folder, ignore_errors=True)
+    (folder / "data").mkdir(parents=True)
+    print(f"generating {what} in {folder / 'data'} ...", file=sys.stderr)
+    subprocess.run([sys.executable, str(HERE / "generate.py"), *command], check=True)
+    (folder / DONE_MARKER).write_text(marker + "\n")
+
+
+def write_config(folder: Path, kind: str, input_glob: str) -> Path:
     config = folder / "greenops.toml"
     # The sample's [notify] names its owners directory next to the config.
     shutil.copy(SAMPLE_CONFIG.parent / "owners.csv", folder / "owners.csv")
-    config.write_text(atlas_config_text("data/*.psv"), encoding="utf-8")
-    dumps = sorted(data.glob("*.psv"))
-    total = 0
-    for dump in dumps:
-        with dump.open("rb") as handle:
-            total += sum(chunk.count(b"\n") for chunk in iter(lambda: handle.read(1 << 20), b""))
-    return config, total, sum(d.stat().st_size for d in dumps)
+    config.write_text(config_text(kind, input_glob), encoding="utf-8")
+    return config
 
 
-def measure(greenops: Path, config: Path, out: Path) -> dict[str, float]:
-    """Run `greenops run` once into a fresh `out`; wall s, CPU s and peak RSS MiB of the child."""
+def prepare(lines: int, work: Path, seed: int) -> tuple[Path, int, int]:
+    """Generate (once) the sacct dump and config for `lines`; return (config, lines, bytes)."""
+    folder = work / str(lines)
+    jobs = max(1, round(lines / LINES_PER_JOB))
+    options = f"--cluster {SITE} --jobs {jobs} --seed {seed} --start {START} --end {END}"
+    command = ["sacct", *options.split(), "--split", "none", "--out", str(folder / "data")]
+    generate_once(
+        folder, f"~{lines:,} sacct lines ({jobs:,} jobs)", command, f"jobs={jobs} seed={seed}"
+    )
+    config = write_config(folder, "slurm", "data/*.psv")
+    dumps = sorted((folder / "data").glob("*.psv"))
+    return config, count_lines(dumps), sum(d.stat().st_size for d in dumps)
+
+
+def prepare_focus(rows: int, work: Path, seed: int) -> tuple[Path, int, int]:
+    """Generate (once) a FOCUS export of exactly `rows` rows and its config; as prepare()."""
+    folder = work / f"focus-{rows}"
+    out = folder / "data" / FOCUS_FILE
+    options = f"--rows {rows} --seed {seed} --start {START} --end {END} --out {out}"
+    generate_once(
+        folder, f"{rows:,} FOCUS rows", ["focus", *options.split()], f"rows={rows} seed={seed}"
+    )
+    config = write_config(folder, "focus", f"data/{FOCUS_FILE}")
+    return config, rows, out.stat().st_size
+
+
+def measure(command: list[str], out: Path) -> dict[str, float]:
+    """Run `command` once with a fresh `out` folder; wall s, CPU s and peak RSS MiB of the child."""
     shutil.rmtree(out, ignore_errors=True)
-    options = ["--date", RUN_DATE, "--out", str(out), "--quiet"]
-    command = [str(greenops), "run", "--config", str(config), *options]
+    out.mkdir(parents=True)
     with tempfile.TemporaryFile() as stderr:
         began = time.perf_counter()
         child = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=stderr)
@@ -123,6 +176,75 @@ def measure(greenops: Path, config: Path, out: Path) -> dict[str, float]:
             )
     cpu, rss_mib = usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024  # KiB on Linux
     return {"wall": wall, "cpu": cpu, "rss": rss_mib}
+
+
+def greenops_command(greenops: Path, config: Path, out: Path) -> list[str]:
+    options = ["--date", RUN_DATE, "--out", str(out), "--quiet"]
+    return [str(greenops), "run", "--config", str(config), *options]
+
+
+def floor_command(config: Path, out: Path) -> list[str]:
+    dumps = str(config.parent / "data" / "*.psv")
+    return [sys.executable, str(FLOOR), "--sacct", dumps, "--out", str(out / "floor.csv")]
+
+
+def check_floor_runs() -> None:
+    probe = subprocess.run(
+        [sys.executable, "-c", "import duckdb"], capture_output=True, check=False
+    )
+    if probe.returncode != 0:
+        sys.exit(
+            f"error: the floor needs DuckDB in {sys.executable}'s environment: "
+            "`pip install -e '.[bench]'`, or pass --no-floor."
+        )
+
+
+def median_cell(runs: list[dict[str, float]], key: str) -> str:
+    values = [r[key] for r in runs]
+    middle = statistics.median(values)
+    if key != "wall":
+        return f"{middle:,.2f}" if key == "cpu" else f"{middle:,.0f}"
+    return f"{middle:,.2f} ({min(values):,.2f}–{max(values):,.2f})"
+
+
+def bench_size(
+    label: str, size: tuple[Path, int, int], args: argparse.Namespace, greenops: Path,
+    floor: bool,
+) -> str:  # fmt: skip
+    """Run one size --repeat times (greenops, then the floor); return its table row."""
+    config, lines, size_bytes = size
+    load_before = os.getloadavg()[0]
+    ours: list[dict[str, float]] = []
+    theirs: list[dict[str, float]] = []
+    for i in range(1, args.repeat + 1):
+        root = (args.keep or args.work).resolve()
+        out = root / (f"{label}-{lines}-run{i}" if args.keep else "out")
+        ours.append(measure(greenops_command(greenops, config, out / "greenops"), out / "greenops"))
+        if floor:
+            theirs.append(measure(floor_command(config, out / "floor"), out / "floor"))
+        note = (
+            f" (floor {theirs[-1]['wall']:.1f} s, {theirs[-1]['cpu']:.1f} s CPU)" if floor else ""
+        )
+        print(
+            f"{label} {lines:,} lines, run {i}/{args.repeat}: {ours[-1]['wall']:.1f} s wall, "
+            f"{ours[-1]['cpu']:.1f} s CPU, {ours[-1]['rss']:.0f} MiB peak RSS{note}",
+            file=sys.stderr,
+        )
+        if not args.keep:
+            shutil.rmtree(out, ignore_errors=True)
+    load = f"{load_before:.1f}–{os.getloadavg()[0]:.1f}"
+    cells = [f"{lines:,}", f"{size_bytes / 1024**2:,.1f}", str(args.repeat)]
+    cells += [median_cell(ours, key) for key in ("wall", "cpu", "rss")]
+    if floor:
+        cells += [median_cell(theirs, key) for key in ("wall", "cpu", "rss")]
+        for key in ("wall", "cpu"):
+            ratio = statistics.median(r[key] for r in ours) / statistics.median(
+                r[key] for r in theirs
+            )
+            cells.append(f"{ratio:,.1f}×")
+    else:
+        cells.append(f"{lines / statistics.median(r['wall'] for r in ours):,.0f}")
+    return "| " + " | ".join([*cells, load]) + " |"
 
 
 def code_under_test() -> str:
@@ -162,47 +284,47 @@ def machine() -> list[str]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--lines", type=int, nargs="+", required=True, help="dump sizes (lines)")
+    parser.add_argument("--lines", type=int, nargs="+", default=[], help="sacct dump sizes")
+    parser.add_argument("--focus-rows", type=int, nargs="+", default=[], help="FOCUS sizes")
     parser.add_argument("--repeat", type=int, default=3, help="runs per size (median reported)")
+    parser.add_argument("--no-floor", action="store_true", help="sacct: skip the DuckDB floor")
     parser.add_argument("--seed", type=int, default=7, help="generator seed")
     work = Path(tempfile.gettempdir()) / "greenops-bench"
-    parser.add_argument("--work", type=Path, default=work, help="cache of dumps and configs")
+    parser.add_argument("--work", type=Path, default=work, help="cache of inputs and configs")
     parser.add_argument("--keep", type=Path, metavar="DIR", help="keep run outputs under DIR")
     parser.add_argument("--date-label", default="not given", help="measurement date to print")
     args = parser.parse_args()
-    if args.repeat < 1 or any(n < 1 for n in args.lines):
-        parser.error("--lines and --repeat must be positive")
+    sizes = [*args.lines, *args.focus_rows]
+    if args.repeat < 1 or not sizes or any(n < 1 for n in sizes):
+        parser.error("give --lines and/or --focus-rows; sizes and --repeat must be positive")
     greenops = greenops_executable()
+    floor = bool(args.lines) and not args.no_floor
+    if floor:
+        check_floor_runs()
 
-    rows = []
-    for lines in args.lines:
-        config, actual, size = prepare(lines, args.work.resolve(), args.seed)
-        runs = []
-        for i in range(1, args.repeat + 1):
-            out = (args.keep or args.work).resolve() / (f"{lines}-run{i}" if args.keep else "out")
-            result = measure(greenops, config, out)
-            runs.append(result)
-            print(
-                f"{actual:,} lines, run {i}/{args.repeat}: {result['wall']:.1f} s wall, "
-                f"{result['cpu']:.1f} s CPU, {result['rss']:.0f} MiB peak RSS",
-                file=sys.stderr,
-            )
-            if not args.keep:
-                shutil.rmtree(out, ignore_errors=True)
-        wall, cpu, rss = (statistics.median(r[k] for r in runs) for k in ("wall", "cpu", "rss"))
-        walls = [r["wall"] for r in runs]
-        rows.append(
-            f"| {actual:,} | {size / 1024**2:,.1f} | {args.repeat} | {wall:,.2f} "
-            f"({min(walls):,.2f}–{max(walls):,.2f}) | {cpu:,.2f} | {rss:,.0f} | "
-            f"{actual / wall:,.0f} |"
-        )
+    work = args.work.resolve()
+    sacct_rows = [
+        bench_size("sacct", prepare(n, work, args.seed), args, greenops, floor) for n in args.lines
+    ]
+    focus_rows = [
+        bench_size("focus", prepare_focus(n, work, args.seed), args, greenops, False)
+        for n in args.focus_rows
+    ]
 
     print(f"Date: {args.date_label}\n")
     print("Machine:\n")
     print("\n".join(machine()))
-    print(f"\n`greenops run --date {RUN_DATE}` (period {START}..{END}, atlas, seed {args.seed}):\n")
-    print(TABLE_HEADER)
-    print("\n".join(rows))
+    period = f"period {START}..{END}, seed {args.seed}"
+    if sacct_rows:
+        floor_note = " and benchmarks/floor.py" if floor else ""
+        print(f"\n`greenops run --date {RUN_DATE}`{floor_note} on atlas sacct dumps ({period}):\n")
+        header = SACCT_HEADER if floor else SACCT_HEADER_NO_FLOOR
+        print(header)
+        print("\n".join(sacct_rows))
+    if focus_rows:
+        print(f"\n`greenops run --date {RUN_DATE}` on FOCUS 1.2 exports ({period}):\n")
+        print(FOCUS_HEADER)
+        print("\n".join(focus_rows))
     return 0
 
 

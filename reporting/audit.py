@@ -19,6 +19,7 @@ from reporting.audit_cloud import audit_cloud, is_cloud
 from reporting.audit_config import Audit, Rule
 from reporting.audit_k8s import workload_runs
 from reporting.schema import FINDING_COLUMNS
+from reporting.text import as_text
 
 FAILED_STATES = ("FAILED", "TIMEOUT", "OUT_OF_MEMORY", "NODE_FAIL")
 SUMMED = ("facility_energy_kwh", "it_energy_kwh", "gpu_energy_kwh", "cpu_energy_kwh",
@@ -29,6 +30,9 @@ PER_RUN = ("site", "user", "account", "job_name", "owner", "team", "model", "pha
            "n_gpus", "n_nodes", "gpu_util_ratio", "cpu_util_ratio", "mem_requested_gb", "mem_used_max_gb",
            "timelimit_s", "duration_s", "pue", "currency", "ended_at")  # fmt: skip
 S_PER_HOUR = 3_600
+# Per-run text the findings carry (the first nine) or only workload_runs reads; no rule does.
+CONTEXT = ("site", "user", "account", "job_name", "owner", "team", "model", "phase", "ended_at",
+           "source", "namespace", "workload")  # fmt: skip
 
 
 def runs_of(ledger: pd.DataFrame) -> pd.DataFrame:
@@ -36,19 +40,41 @@ def runs_of(ledger: pd.DataFrame) -> pd.DataFrame:
     # Ledgers written before telemetry and workloads were kept lack their columns.
     missing = [c for c in (*SUMMED, *PER_RUN) if c not in ledger.columns]
     ledger = ledger.assign(**dict.fromkeys(missing, None)) if missing else ledger
-    grouped = ledger.groupby("usage_id", sort=True)
-    sums = grouped[list(SUMMED)].sum(min_count=1)
-    firsts = grouped[list(PER_RUN)].first()
-    runs = sums.join(firsts).reset_index()
+    # Runs in order of first appearance (the findings are ranked later; no sort needed here).
+    codes, usage_ids = pd.factorize(ledger["usage_id"])
+    if (codes < 0).any():  # rows without a usage_id belong to no run (as groupby drops them)
+        ledger, codes = ledger[codes >= 0], codes[codes >= 0]
+    sums = ledger.groupby(codes, sort=False)[list(SUMMED)].sum(min_count=1)
+    runs = pd.concat([pd.Series(usage_ids, name="usage_id"), sums.reset_index(drop=True),
+                      _firsts(ledger, codes)], axis=1)  # fmt: skip
     return runs.assign(
         **{c: runs[c].fillna(0.0) for c in ("idle_gpu_hours", "idle_gpu_energy_kwh")}
     )
 
 
+def _firsts(ledger: pd.DataFrame, codes: np.ndarray) -> pd.DataFrame:
+    """Each run's first non-missing value of the per-run fields (`GroupBy.first`). A column with
+    no gaps, or nothing but gaps, has that value in the run's first row: taken directly, which
+    is much faster than grouping text columns."""
+    first_rows = np.unique(codes, return_index=True)[1]
+    columns = {}
+    for column in PER_RUN:
+        missing = int(ledger[column].isna().sum())
+        if missing in (0, len(ledger)):
+            columns[column] = ledger[column].iloc[first_rows].reset_index(drop=True)
+        else:
+            columns[column] = (
+                ledger[column].groupby(codes, sort=False).first().reset_index(drop=True)
+            )
+    return pd.DataFrame(columns)
+
+
 def _found(runs: pd.DataFrame, mask: pd.Series, rule: str, settings: Rule, *, measured: pd.Series,
            waste_kwh: pd.Series, waste_gpu_hours: pd.Series, formula: str,
-           message: Callable[[pd.DataFrame], pd.Series], action: str | pd.Series) -> pd.DataFrame:  # fmt: skip
-    """Findings of one rule for the runs in `mask`, priced from their waste in facility kWh."""
+           message: Callable[[pd.DataFrame], pd.Series],
+           action: str | Callable[[pd.DataFrame], pd.Series]) -> pd.DataFrame:  # fmt: skip
+    """Findings of one rule for the runs in `mask`, priced from their waste in facility kWh.
+    Messages and actions are worded for the hit runs only."""
     hit = runs[mask]
     per_kwh = hit["facility_energy_kwh"].where(hit["facility_energy_kwh"] > 0)
     wasted = waste_kwh[mask]
@@ -60,7 +86,7 @@ def _found(runs: pd.DataFrame, mask: pd.Series, rule: str, settings: Rule, *, me
         "wasted_cost": hit["cost"] * wasted / per_kwh, "currency": hit["currency"],
         "wasted_co2e_kg": (hit["co2e_location_kg"] * wasted / per_kwh).fillna(0.0),
         "waste_formula": formula, "message": message(hit),
-        "action": action[mask] if isinstance(action, pd.Series) else action,
+        "action": action if isinstance(action, str) else action(hit),
     })  # fmt: skip
 
 
@@ -86,7 +112,10 @@ def _gpu_rules(runs: pd.DataFrame, audit: Audit) -> list[pd.DataFrame]:
         & (util < audit.low_gpu_util.threshold)
         & (runs["gpu_hours"] >= audit.low_gpu_util.min_size)
     )
-    pct = (util * 100).round(1).astype(str)
+
+    def pct(index: pd.Index) -> pd.Series:
+        return as_text((util[index] * 100).round(1))
+
     found = []
     if audit.idle_gpu.enabled:
         found.append(_found(
@@ -94,9 +123,9 @@ def _gpu_rules(runs: pd.DataFrame, audit: Audit) -> list[pd.DataFrame]:
             waste_gpu_hours=idle_hours,
             formula="facility energy of the idle GPU-hours (measured by DCGM; without telemetry, "
             "the whole allocation's GPU energy)",
-            message=lambda h: "GPUs idle for " + idle_hours[h.index].round(1).astype(str)
-            + " of " + h["gpu_hours"].round(1).astype(str) + " GPU-hours (mean utilisation "
-            + pct[h.index] + " %)",
+            message=lambda h: "GPUs idle for " + as_text(idle_hours[h.index].round(1))
+            + " of " + as_text(h["gpu_hours"].round(1)) + " GPU-hours (mean utilisation "
+            + pct(h.index) + " %)",
             action="Cancel idle allocations and check the job reaches the GPU (CUDA devices visible, "
             "the data loader not blocking); request GPUs only for the steps that use them; for "
             "inference fleets, scale replicas with the load.",
@@ -108,8 +137,8 @@ def _gpu_rules(runs: pd.DataFrame, audit: Audit) -> list[pd.DataFrame]:
             waste_gpu_hours=(runs["gpu_hours"] * (1 - util) - idle_hours.where(idle, 0.0)).clip(lower=0),
             formula="allocated GPU facility energy × (1 − GPU utilisation), less the idle_gpu "
             "finding's energy",
-            message=lambda h: "GPU utilisation " + pct[h.index] + " % over "
-            + h["gpu_hours"].round(1).astype(str) + " GPU-hours",
+            message=lambda h: "GPU utilisation " + pct(h.index) + " % over "
+            + as_text(h["gpu_hours"].round(1)) + " GPU-hours",
             action="Request fewer GPUs or a MIG slice; profile the data loader; batch inference "
             "requests; consider serving a quantised or distilled model.",
         ))  # fmt: skip
@@ -142,8 +171,8 @@ def _cpu_memory_rules(runs: pd.DataFrame, audit: Audit) -> list[pd.DataFrame]:
             runs, low_cpu, "low_cpu_efficiency", audit.low_cpu_efficiency, measured=cpu_util,
             waste_kwh=runs["cpu_energy_kwh"] * runs["pue"] * (1 - cpu_util), waste_gpu_hours=zero,
             formula="allocated CPU facility energy × (1 − CPU efficiency)",
-            message=lambda h: "CPU efficiency " + (cpu_util[h.index] * 100).round(1).astype(str)
-            + " % over " + h["cpu_core_hours"].round(1).astype(str) + " core-hours",
+            message=lambda h: "CPU efficiency " + as_text((cpu_util[h.index] * 100).round(1))
+            + " % over " + as_text(h["cpu_core_hours"].round(1)) + " core-hours",
             action="Request fewer cores (--cpus-per-task, --ntasks) closer to what the job uses, "
             "or parallelise its serial parts.",
         ))  # fmt: skip
@@ -152,9 +181,9 @@ def _cpu_memory_rules(runs: pd.DataFrame, audit: Audit) -> list[pd.DataFrame]:
             runs, over_mem, "memory_over_request", audit.memory_over_request, measured=mem_ratio,
             waste_kwh=runs["memory_energy_kwh"] * runs["pue"] * (1 - mem_ratio), waste_gpu_hours=zero,
             formula="requested-memory facility energy × (1 − peak used / requested)",
-            message=lambda h: "peak memory " + h["mem_used_max_gb"].round(1).astype(str) + " GB of "
-            + h["mem_requested_gb"].round(1).astype(str) + " GB requested",
-            action=_mem_action(runs),
+            message=lambda h: "peak memory " + as_text(h["mem_used_max_gb"].round(1)) + " GB of "
+            + as_text(h["mem_requested_gb"].round(1)) + " GB requested",
+            action=_mem_action,
         ))  # fmt: skip
     return found
 
@@ -178,14 +207,13 @@ def _run_rules(runs: pd.DataFrame, audit: Audit) -> list[pd.DataFrame]:
         runs["facility_energy_kwh"] >= audit.failed_runs.min_size
     )
     zero = pd.Series(0.0, index=runs.index)
-    hours = lambda s: (s / S_PER_HOUR).round(1).astype(str)
     found = []
     if audit.timelimit_over_request.enabled:
         found.append(_found(
             runs, over_time, "timelimit_over_request", audit.timelimit_over_request, measured=time_ratio,
             waste_kwh=zero, waste_gpu_hours=zero, formula="none: a scheduling flag (blocks backfill)",
             message=lambda h: "ran " + hours(h["duration_s"]) + " h of a " + hours(h["timelimit_s"]) + " h limit",
-            action=("Set --time closer to the run time, e.g. --time=" + np.ceil(runs["duration_s"] * 1.5
+            action=lambda h: ("Set --time closer to the run time, e.g. --time=" + np.ceil(h["duration_s"] * 1.5
                     / 60).clip(lower=1).fillna(1).astype(int).astype(str) + " (minutes, run time + 50 %)."),
         ))  # fmt: skip
     if audit.failed_runs.enabled:
@@ -194,13 +222,13 @@ def _run_rules(runs: pd.DataFrame, audit: Audit) -> list[pd.DataFrame]:
             waste_kwh=runs["facility_energy_kwh"], waste_gpu_hours=runs["gpu_hours"],
             formula="the whole run's facility energy",
             message=lambda h: "run ended " + h["state"] + " after " + hours(h["duration_s"]) + " h",
-            action=runs["state"].map(FAILURE_ACTIONS),
+            action=lambda h: h["state"].map(FAILURE_ACTIONS),
         ))  # fmt: skip
     return found
 
 
 def hours(seconds: pd.Series) -> pd.Series:
-    return (seconds / S_PER_HOUR).round(1).astype(str)
+    return as_text((seconds / S_PER_HOUR).round(1))
 
 
 FAILURE_ACTIONS = {
@@ -221,14 +249,18 @@ def audit_ledger(
     if ledger.empty:
         return pd.DataFrame(columns=FINDING_COLUMNS)
     cloud = is_cloud(ledger)
-    parts = [*_cluster_findings(ledger[~cloud], audit), *audit_cloud(ledger[cloud], audit)]
+    # The cluster rules read these columns only (the ledger has some 80; a row filter copies all).
+    used = [c for c in dict.fromkeys(["usage_id", *SUMMED, *PER_RUN]) if c in ledger.columns]
+    cluster = ledger.loc[~cloud, used] if cloud.any() else ledger[used]
+    parts = [*_cluster_findings(cluster, audit), *audit_cloud(ledger[cloud], audit)]
     if not parts:
         return pd.DataFrame(columns=FINDING_COLUMNS)
     found = pd.concat(parts, ignore_index=True)
-    found["finding_id"] = [
-        finding_id(r, u) for r, u in zip(found["rule"], found["usage_id"], strict=True)
-    ]
-    found["first_seen"] = [first_seen.get(f, run_date.isoformat()) for f in found["finding_id"]]
+    # Plain lists: iterating Arrow-backed columns value by value is slow.
+    ids = [finding_id(r, u) for r, u in zip(found["rule"].tolist(), found["usage_id"].tolist(), strict=True)]  # fmt: skip
+    found["finding_id"] = ids
+    today = run_date.isoformat()
+    found["first_seen"] = [first_seen.get(f, today) for f in ids]
     ranked = found.sort_values(
         ["wasted_co2e_kg", "finding_id"], ascending=[False, True], kind="stable"
     )
@@ -240,24 +272,17 @@ def _cluster_findings(ledger: pd.DataFrame, audit: Audit) -> list[pd.DataFrame]:
     if ledger.empty:
         return []
     runs = workload_runs(runs_of(ledger))
-    parts = [p for p in [*_gpu_rules(runs, audit), *_cpu_memory_rules(runs, audit), *_run_rules(runs, audit)]
+    # The rules copy the runs they hit: give them the runs without the context text columns.
+    judged = runs[[c for c in runs.columns if c not in CONTEXT]]
+    parts = [p for p in [*_gpu_rules(judged, audit), *_cpu_memory_rules(judged, audit), *_run_rules(judged, audit)]
              if not p.empty]  # fmt: skip
     if not parts:
         return []
-    found = pd.concat(parts, ignore_index=True)
-    context = runs.set_index("usage_id").loc[found["usage_id"]].reset_index()
-    for column in (
-        "site",
-        "user",
-        "account",
-        "job_name",
-        "owner",
-        "team",
-        "model",
-        "phase",
-        "ended_at",
-    ):
-        found[column] = context[column].to_numpy()
+    found = pd.concat(parts)  # indexed by the runs' labels (one run per usage_id)
+    context = runs.loc[found.index, list(CONTEXT[:9])]
+    found = found.reset_index(drop=True)
+    for column in context.columns:
+        found[column] = context[column].array  # by position, keeping the dtype
     return [found]
 
 

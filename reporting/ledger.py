@@ -16,6 +16,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -30,6 +31,7 @@ from reporting.staging import Staged
 log = logging.getLogger("reporting")
 
 PART_NAME = "part-0.parquet"
+EPOCH = date(1970, 1, 1)
 # `day` lives in the folder name (hive style), not in the file, so pyarrow, DuckDB or Spark can
 # read the folder with hive partitioning without a clash between the two.
 FILE_SCHEMA = pa.schema([f for f in LEDGER_SCHEMA if f.name != "day"])
@@ -176,7 +178,8 @@ def _read_file(path: Path, columns: list[str] | None = None) -> pa.Table:
     """One partition file with its `day` column restored from the folder name."""
     wanted = [c for c in (columns or LEDGER_COLUMNS) if c != "day"]
     table = pq.read_table(path, columns=wanted, schema=FILE_SCHEMA)
-    day = pa.array([_day_of(path)] * table.num_rows, type=pa.date32())
+    days_since_epoch = (_day_of(path) - EPOCH).days
+    day = pa.array(np.full(table.num_rows, days_since_epoch, dtype=np.int32)).view(pa.date32())
     table = table.append_column("day", day)
     return table.select(columns or LEDGER_COLUMNS)
 
@@ -201,7 +204,9 @@ def read_ledger(
         raise InputError(
             f"{root}: ledger cannot be read ({exc}). Re-run the affected dates."
         ) from exc
-    return pa.concat_tables(tables).to_pandas()
+    table = pa.concat_tables(tables)
+    del tables  # so that converting can free each column as it goes (self_destruct)
+    return table.to_pandas(self_destruct=True, split_blocks=True)
 
 
 def write_factors(root: Path, register: pd.DataFrame) -> None:

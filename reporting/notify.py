@@ -228,12 +228,14 @@ def unresolved_owners(
 ) -> list[dict[str, Any]]:
     """Owners with no address of their own, and who gets their findings instead (for the report)."""
     book = address_book(directory)
-    owners = findings.assign(
-        name=[_owner_name(r) for r in findings[["owner", "user"]].to_dict("records")],
-        team_name=findings["team"].map(_text),
-    )
+    # Count findings per (owner, user, team) first: a handful of combinations, many findings.
+    combos = findings.groupby(["owner", "user", "team"], dropna=False, sort=False).size()
+    counts: dict[tuple[str, str], int] = {}
+    for (owner, user, team), n in combos.items():
+        key = (_owner_name({"owner": owner, "user": user}), _text(team))
+        counts[key] = counts.get(key, 0) + int(n)
     listed = []
-    for (name, team), group in owners.groupby(["name", "team_name"], sort=True):
+    for (name, team), findings_n in sorted(counts.items()):
         personal = name != UNALLOCATED and (
             mail.is_address(name)
             or mail.is_address(book.emails.get(name))
@@ -241,7 +243,7 @@ def unresolved_owners(
         )
         if not personal:
             routed = resolve_address(name, team, settings, book)
-            listed.append({"owner": name or UNALLOCATED, "team": team, "findings": len(group),
+            listed.append({"owner": name or UNALLOCATED, "team": team, "findings": findings_n,
                            "routed_to": routed or "nobody: pending until an address is configured"})  # fmt: skip
     return listed
 

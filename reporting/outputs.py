@@ -11,6 +11,7 @@ from typing import Any
 import pandas as pd
 
 from reporting import extracts, report
+from reporting.csv_writer import write_csv
 
 METHODOLOGY = {
     "gpu_formula": "GPU W = n_gpus × (W_min + u_gpu × (W_max − W_min)); u_gpu from Slurm gres/gpuutil "
@@ -58,11 +59,25 @@ def csv_safe(frame: pd.DataFrame) -> pd.DataFrame:
     """Neutralise formula prefixes in text cells (a leading apostrophe), for CSV exports."""
     safe = frame.copy()
     for column in safe.columns:
-        if safe[column].dtype == object or pd.api.types.is_string_dtype(safe[column]):
-            text = safe[column].astype(object)
-            risky = text.map(lambda v: isinstance(v, str) and v.startswith(FORMULA_PREFIXES))
-            safe[column] = text.where(~risky, "'" + text.astype(str))
+        values = safe[column]
+        if values.dtype == object or pd.api.types.is_string_dtype(values):
+            risky = _risky(values)
+            if isinstance(values.dtype, pd.StringDtype):  # stays text (Arrow-backed, fast)
+                if risky.any():
+                    safe[column] = values.where(~risky, "'" + values)
+                continue
+            text = values.astype(object)
+            if risky.any():
+                text = text.where(~risky, "'" + text[risky].astype(str))
+            safe[column] = text
     return safe
+
+
+def _risky(column: pd.Series) -> pd.Series:
+    """Text cells that start with a formula prefix (only str values count, not numbers)."""
+    if pd.api.types.infer_dtype(column) in ("string", "empty"):  # str values and missing only
+        return column.str.startswith(FORMULA_PREFIXES).fillna(False).astype(bool)
+    return column.map(lambda v: isinstance(v, str) and v.startswith(FORMULA_PREFIXES)).astype(bool)
 
 
 def csv_text(frame: pd.DataFrame) -> str:
@@ -70,6 +85,14 @@ def csv_text(frame: pd.DataFrame) -> str:
     end the csv module quotes every cell holding a CR or LF; with `\n` it leaves a lone CR bare,
     which spreadsheets read as a new row whose first cell escaped `csv_safe`."""
     return csv_safe(frame).to_csv(index=False, lineterminator="\r\n")
+
+
+def _write_csv(path: Path, frame: pd.DataFrame) -> None:
+    """csv_text(frame) written to `path` (atomically), without holding the whole text."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "wb") as handle:
+        write_csv(csv_safe(frame), handle)
+    os.replace(tmp, path)
 
 
 def _write_text(path: Path, text: str) -> None:
@@ -90,8 +113,8 @@ def write_all(
         out_dir / "summary.json",
         json.dumps(summary, indent=2, sort_keys=False, ensure_ascii=False) + "\n",
     )
-    _write_text(out_dir / "quarantine.csv", csv_text(quarantine))
-    _write_text(out_dir / "findings.csv", csv_text(findings))
+    _write_csv(out_dir / "quarantine.csv", quarantine)
+    _write_csv(out_dir / "findings.csv", findings)
     extracts.write_tables(out_dir / "tables", extracts.tables(summary, context), csv_text)
     html = report.render_html(context)
     report.write_html(html, out_dir / "report.html")

@@ -17,6 +17,7 @@ import pandas as pd
 
 from reporting import ledger as store
 from reporting import method_changes, restatement, serving_intensity, uncertainty
+from reporting.distinct import map_distinct
 from reporting.quarterly_tables import (
     emissions_by_scope,
     energy_by_site,
@@ -33,6 +34,17 @@ HISTORY_COLUMNS = [
     "gpu_hours", "cost", "currency", "scope",
     *(c for c in method_changes.COLUMNS if c != "facility_energy_kwh"),
 ]  # fmt: skip
+TOTAL_COLUMNS = HISTORY_COLUMNS[1:]  # what _totals adds up
+# The ledger columns the quarterly sections read (the rest are left out of their copies).
+QUARTERLY_COLUMNS = list(dict.fromkeys([
+    "day", "usage_id", "site", "scope", "provider", "team", "model", "phase", "n_gpus",
+    "gpu_model", "grid_zone", "grid_factor_id", "grid_intensity_g_per_kwh", "gpu_hours",
+    "it_energy_kwh", "gpu_energy_kwh", "facility_energy_kwh", "pue", "pue_factor_id",
+    "energy_method", "gpu_power_factor_id", "gpu_util_factor_id", "co2e_location_kg",
+    "co2e_market_kg", "co2e_embodied_kg", "cost", "currency", "run_id",
+    "idle_gpu_energy_kwh", "market_factor_id", "market_intensity_g_per_kwh",
+    *method_changes.COLUMNS,
+]))  # fmt: skip
 EXTRA_BREAKDOWNS = {"by_region": "region", "by_gpu_model": "gpu_type"}
 NO_GPU = "no GPU (CPU, storage, network)"
 UNALLOCATED = "unallocated"
@@ -68,7 +80,8 @@ def shifted(period: Period, months: int) -> Period:
 def _totals(rows: pd.DataFrame) -> dict[str, Any]:
     """The figures compared between periods (kWh, kg, GPU-hours, cost per currency)."""
     scope = rows["scope"].astype(str)
-    costs = rows[rows["cost"].notna()].groupby("currency")["cost"].sum()
+    costed = rows.loc[rows["cost"].notna(), ["currency", "cost"]]
+    costs = costed.groupby("currency")["cost"].sum()
     return {
         "facility_energy_kwh": float(rows["facility_energy_kwh"].sum()),
         "co2e_location_kg": float(rows["co2e_location_kg"].sum()),
@@ -84,8 +97,12 @@ def _totals(rows: pd.DataFrame) -> dict[str, Any]:
 
 
 def _in_span(history: pd.DataFrame, period: Period) -> pd.DataFrame:
-    days = pd.to_datetime(history["day"]).dt.date
-    return history[(days >= period.start) & (days <= period.end)]
+    inside = map_distinct(history["day"], lambda d: period.start <= _date(d) <= period.end)
+    return history[inside.astype(bool)]
+
+
+def _date(day: Any) -> date:
+    return pd.Timestamp(day).date()
 
 
 def comparison(history: pd.DataFrame, period: Period, months: int) -> dict[str, Any]:
@@ -159,7 +176,7 @@ def coverage(rows: pd.DataFrame, inputs: list[dict[str, Any]]) -> dict[str, floa
 
 def month_spans(rows: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
     """(YYYY-MM, rows) per calendar month of the rows, in order."""
-    month = pd.to_datetime(rows["day"]).dt.strftime("%Y-%m")
+    month = map_distinct(rows["day"], lambda d: pd.Timestamp(d).strftime("%Y-%m")).astype(str)
     return [(str(m), group) for m, group in rows.groupby(month, sort=True)]
 
 
@@ -170,8 +187,9 @@ def monthly(rows: pd.DataFrame) -> list[dict[str, Any]]:
 
 def quarter_spans(history: pd.DataFrame, period: Period) -> list[tuple[str, pd.DataFrame]]:
     """(YYYY-Qn, rows) of the ledger's quarters up to the period's (at most 8), in order."""
-    days = pd.to_datetime(history["day"])
-    quarter = days.dt.year.astype(str) + "-Q" + days.dt.quarter.astype(str)
+    quarter = map_distinct(
+        history["day"], lambda d: f"{_date(d).year}-Q{(_date(d).month - 1) // 3 + 1}"
+    ).astype(str)
     last = f"{period.end.year}-Q{(period.end.month - 1) // 3 + 1}"
     spans = [(str(q), group) for q, group in history.groupby(quarter, sort=True) if q <= last]
     return spans[-TRAILING_QUARTERS:]
@@ -191,7 +209,7 @@ def complete(
     context: dict[str, Any],
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """summary and context with the quarterly report's sections; records the publication."""
-    keyed = with_report_keys(rows)
+    keyed = with_report_keys(rows[[c for c in QUARTERLY_COLUMNS if c in rows.columns]])
     history = store.read_ledger(root, date.min, date.max, HISTORY_COLUMNS)
     qoq, yoy = comparison(history, period, -3), comparison(history, period, -12)
     spread = uncertainty.ranges(keyed, context["factors"])

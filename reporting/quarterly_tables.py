@@ -106,7 +106,7 @@ def scope_statement(
 
 def _methods_present(rows: pd.DataFrame) -> list[str]:
     """The energy methods the ledger holds, hierarchy order first, unknown ones by name."""
-    present = set(rows["energy_method"].dropna().astype(str))
+    present = set(rows["energy_method"].dropna().astype(str).unique())
     return [m for m in ENERGY_METHODS if m in present] + sorted(present - set(ENERGY_METHODS))
 
 
@@ -114,14 +114,15 @@ def energy_by_site(rows: pd.DataFrame) -> dict[str, Any]:
     """Per site: IT and facility kWh, the PUE applied, and kWh by energy method."""
     methods = _methods_present(rows)
     sites = []
-    for site, group in rows.groupby("site", sort=True):
+    used = rows[["site", "it_energy_kwh", "facility_energy_kwh", "energy_method", "scope", "pue"]]
+    for site, group in used.groupby("site", sort=True):
         it_kwh, facility_kwh = _sum(group, "it_energy_kwh"), _sum(group, "facility_energy_kwh")
         by_method = group.groupby("energy_method")["facility_energy_kwh"].sum()
         sites.append({
             "site": str(site), "kind": "on-premises" if (group["scope"] == "2").all() else "cloud",
             "it_energy_kwh": it_kwh, "facility_energy_kwh": facility_kwh,
             "pue_applied": _r(facility_kwh / it_kwh) if it_kwh > 0 else None,
-            "pue_values": sorted({_r(v) for v in group["pue"].dropna()}),
+            "pue_values": sorted({_r(v) for v in group["pue"].dropna().unique()}),
             "by_method_kwh": {m: _r(by_method.get(m, 0.0)) for m in methods},
         })  # fmt: skip
     sites.sort(key=lambda s: (-s["facility_energy_kwh"], s["site"]))
@@ -131,7 +132,8 @@ def energy_by_site(rows: pd.DataFrame) -> dict[str, Any]:
 def emissions_by_scope(rows: pd.DataFrame, cloud: dict[str, Any] | None) -> list[dict[str, Any]]:
     """Scope 2 (on-prem), Scope 3.1 (cloud, with the providers' own figure beside it when
     supplied) and Scope 3.2 (embodied, a management allocation) — location and market side by side."""
-    onprem, rented = rows[rows["scope"] == "2"], rows[rows["scope"] == "3.1"]
+    used = rows[["scope", "co2e_location_kg", "co2e_market_kg"]]
+    onprem, rented = used[used["scope"] == "2"], used[used["scope"] == "3.1"]
     vendor = (cloud or {}).get("vendor_carbon") or []
     return [
         {"scope": "Scope 2", "what": "Electricity of on-premises compute",
@@ -160,14 +162,18 @@ def intensity(rows: pd.DataFrame) -> dict[str, Any]:
     gpu_hours = rows["gpu_hours"].sum()
     location, market = rows["co2e_location_kg"].sum(), rows["co2e_market_kg"].sum()
     per_currency = []
-    for currency, group in rows[rows["cost"].notna()].groupby("currency", sort=True):
+    costed = rows.loc[
+        rows["cost"].notna(), ["currency", "cost", "co2e_location_kg", "co2e_market_kg"]
+    ]
+    for currency, group in costed.groupby("currency", sort=True):
         cost = group["cost"].sum()
         per_currency.append({
             "currency": str(currency), "cost": _r(cost),
             "location_kg_per_unit": _per(group["co2e_location_kg"].sum(), cost),
             "market_kg_per_unit": _per(group["co2e_market_kg"].sum(), cost),
         })  # fmt: skip
-    training = rows[(rows["phase"] == "training") & (rows["scope"] == "2")]
+    training = rows.loc[(rows["phase"] == "training") & (rows["scope"] == "2"),
+                        ["usage_id", "co2e_location_kg", "co2e_market_kg"]]  # fmt: skip
     runs = int(training["usage_id"].nunique())
     return {
         "gpu_hours": _r(gpu_hours),
@@ -188,7 +194,9 @@ def location_table(rows: pd.DataFrame, register: list[dict[str, Any]]) -> dict[s
     energy to the cleanest zone the period used."""
     factors = {f["factor_id"]: f for f in register}
     zones = []
-    for zone, group in rows.groupby("region", sort=True):
+    used = rows[["region", "facility_energy_kwh", "co2e_location_kg", "grid_factor_id", "site",
+                 "grid_intensity_g_per_kwh"]]  # fmt: skip
+    for zone, group in used.groupby("region", sort=True):
         kwh = _sum(group, "facility_energy_kwh")
         factor = (
             factors.get(str(group["grid_factor_id"].dropna().iloc[0]))
@@ -224,9 +232,13 @@ def _what_if(zones: list[dict[str, Any]]) -> dict[str, Any] | None:
 
 # --- model footprint cards -----------------------------------------------------------------------
 
+CARD_SUMS = ["gpu_hours", "co2e_embodied_kg", "facility_energy_kwh", "co2e_location_kg",
+             "co2e_market_kg"]  # fmt: skip
+CARD_COLUMNS = ["model", "site", "gpu_type", "n_gpus", "phase", "region", "usage_id", *CARD_SUMS]
+
 
 def _idle_by_site(rows: pd.DataFrame) -> dict[str, dict[str, float]]:
-    idle = rows[rows["model"] == IDLE_MODEL]
+    idle = rows.loc[rows["model"] == IDLE_MODEL, ["site", *CARD_SUMS[2:]]]
     return {
         str(site): {"kwh": g["facility_energy_kwh"].sum(), "kg": g["co2e_location_kg"].sum(),
                     "market_kg": g["co2e_market_kg"].sum()}
@@ -241,7 +253,7 @@ def model_cards(rows: pd.DataFrame) -> list[dict[str, Any]]:
     GPU-hours on each site) of the site's idle capacity (rows of model `idle`); dynamic is the
     rest of its own runs' location-based emissions."""
     idle = _idle_by_site(rows)
-    busy = rows[~rows["model"].isin(NOT_MODELS)]
+    busy = rows.loc[~rows["model"].isin(NOT_MODELS), CARD_COLUMNS]
     site_gpu_hours = busy.groupby("site")["gpu_hours"].sum()
     cards = []
     for model, group in busy.groupby("model", sort=True):

@@ -54,7 +54,7 @@ def _round(value: float) -> float:
 
 
 def _cost(frame: pd.DataFrame) -> dict[str, float]:
-    costed = frame[frame["cost"].notna()]
+    costed = frame.loc[frame["cost"].notna(), ["currency", "cost"]]
     sums = costed.groupby("currency")["cost"].sum()
     return {str(currency): _round(amount) for currency, amount in sums.sort_index().items()}
 
@@ -69,7 +69,9 @@ def _totals(ledger: pd.DataFrame) -> dict[str, Any]:
 def _breakdown(ledger: pd.DataFrame, key: str) -> list[dict[str, Any]]:
     total_kwh = ledger["facility_energy_kwh"].sum()
     rows = []
-    for value, group in ledger.groupby(key, sort=True, dropna=False):
+    # Only the columns used: each group is a copy, and the ledger has some 80 columns.
+    used = ledger[list(dict.fromkeys([key, "usage_id", "currency", "cost", *SUM_COLUMNS]))]
+    for value, group in used.groupby(key, sort=True, dropna=False):
         row: dict[str, Any] = {
             key: str(value),
             **{c: _round(group[c].sum()) for c in SUM_COLUMNS if c != "it_energy_kwh"},
@@ -91,7 +93,9 @@ def _energy_methods(ledger: pd.DataFrame) -> dict[str, float]:
 
 def _gpu_energy(ledger: pd.DataFrame) -> dict[str, Any]:
     """How the cluster GPUs' IT energy was obtained: DCGM telemetry, node counters or the model."""
-    cluster = ledger[ledger["scope"] == "2"]
+    used = ["gpu_energy_kwh", "gpu_energy_telemetry_kwh", "energy_method",
+            "telemetry_coverage_ratio", "usage_id"]  # fmt: skip
+    cluster = ledger.loc[ledger["scope"] == "2", used]
     total = float(cluster["gpu_energy_kwh"].sum())
     telemetry = float(cluster["gpu_energy_telemetry_kwh"].fillna(0.0).sum())
     node = float(cluster.loc[cluster["energy_method"] == "measured", "gpu_energy_kwh"].sum())
@@ -154,8 +158,12 @@ def findings_table(findings: pd.DataFrame, limit: int = FINDINGS_SHOWN) -> list[
 
 def factor_usage(ledger: pd.DataFrame) -> pd.Series:
     """Ledger rows referencing each factor id (ids joined by ';' count for each)."""
-    ids = pd.concat([ledger[c] for c in FACTOR_ID_COLUMNS], ignore_index=True).dropna()
-    return ids.str.split(";").explode().value_counts()
+    rows: dict[str, int] = {}
+    for column in FACTOR_ID_COLUMNS:  # a few distinct texts per column: split those, not rows
+        for text, count in ledger[column].value_counts().items():
+            for factor_id in str(text).split(";"):
+                rows[factor_id] = rows.get(factor_id, 0) + int(count)
+    return pd.Series(rows, dtype="int64").sort_values(ascending=False, kind="stable")
 
 
 def factor_register(ledger: pd.DataFrame, factors: pd.DataFrame) -> list[dict[str, Any]]:
@@ -186,13 +194,15 @@ def defaults_used(ledger: pd.DataFrame, register: list[dict[str, Any]]) -> list[
         for f in register
         if f["is_default"]
     ]
-    notes = ledger["energy_note"].dropna().str.split("; ").explode()
-    for note, rows in notes.value_counts().sort_index().items():
-        text = str(note)
+    notes: dict[str, int] = {}
+    for text, count in ledger["energy_note"].value_counts().items():  # split distinct notes
+        for note in str(text).split("; "):
+            notes[note] = notes.get(note, 0) + int(count)
+    for text, rows in sorted(notes.items()):
         if text.startswith("measured "):
             text = "measured energy rejected as implausible, modelled instead"
         found.append({"what": "energy", "value": text, "rows": int(rows), "why": "see methodology"})
-    uncosted = ledger[ledger["cost_basis"] == "none"]
+    uncosted = ledger.loc[ledger["cost_basis"] == "none", ["site"]]
     if not uncosted.empty:
         sites = ", ".join(sorted(uncosted["site"].unique()))
         found.append(

@@ -26,6 +26,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from reporting.distinct import map_distinct
+
 DEFAULT_PUE_RANGE = (1.3, 1.7)
 PUE_RELATIVE = 0.05
 UTIL_LOW_RATIO = 0.5
@@ -62,13 +64,14 @@ def _gpu_power_w(ids: pd.Series, values: dict[str, float], end: str) -> pd.Serie
             return 0.0
         return next((values.get(i, 0.0) for i in text.split(";") if i.endswith(f":{end}")), 0.0)
 
-    return ids.map(pick).astype(float)
+    return map_distinct(ids, pick).astype(float)
 
 
 def _util_scale(rows: pd.DataFrame, values: dict[str, float]) -> pd.Series:
     """GPU energy at the low utilisation ÷ GPU energy at the default, per row (1 elsewhere)."""
     defaulted = rows["gpu_util_factor_id"].notna() & (rows["energy_method"] == "modelled")
-    default_u = rows["gpu_util_factor_id"].map(lambda i: values.get(str(i), 1.0)).astype(float)
+    default_u = map_distinct(rows["gpu_util_factor_id"], lambda i: values.get(str(i), 1.0))
+    default_u = default_u.astype(float)
     w_min = _gpu_power_w(rows["gpu_power_factor_id"], values, "min")
     w_max = _gpu_power_w(rows["gpu_power_factor_id"], values, "max")
     at_default = w_min + default_u * (w_max - w_min)
