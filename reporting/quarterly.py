@@ -43,6 +43,7 @@ QUARTERLY_COLUMNS = list(dict.fromkeys([
     "energy_method", "gpu_power_factor_id", "gpu_util_factor_id", "co2e_location_kg",
     "co2e_market_kg", "co2e_embodied_kg", "cost", "currency", "run_id",
     "idle_gpu_energy_kwh", "market_factor_id", "market_intensity_g_per_kwh",
+    "telemetry_coverage_ratio",
     *method_changes.COLUMNS,
 ]))  # fmt: skip
 EXTRA_BREAKDOWNS = {"by_region": "region", "by_gpu_model": "gpu_type"}

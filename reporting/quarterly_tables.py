@@ -234,7 +234,9 @@ def _what_if(zones: list[dict[str, Any]]) -> dict[str, Any] | None:
 
 CARD_SUMS = ["gpu_hours", "co2e_embodied_kg", "facility_energy_kwh", "co2e_location_kg",
              "co2e_market_kg"]  # fmt: skip
-CARD_COLUMNS = ["model", "site", "gpu_type", "n_gpus", "phase", "region", "usage_id", *CARD_SUMS]
+CARD_COLUMNS = ["model", "site", "gpu_type", "n_gpus", "phase", "region", "usage_id", *CARD_SUMS,
+                "idle_gpu_energy_kwh", "pue", "grid_intensity_g_per_kwh",
+                "market_intensity_g_per_kwh", "telemetry_coverage_ratio"]  # fmt: skip
 
 
 def _idle_by_site(rows: pd.DataFrame) -> dict[str, dict[str, float]]:
