@@ -43,8 +43,11 @@ install-test: system-deps reader-deps $(BIN)/python
 demo: install
 	$(BIN)/greenops demo --out out
 
+# Two workers (the machine has two cores); tests sharing an expensive fixture (the demo run,
+# the hostile run...) stay on one worker: tests/conftest.py groups them.
+TEST_WORKERS ?= 2
 test: install-test
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadgroup
 
 # Random (not derandomised) examples, FUZZ_EXAMPLES per unit of each test's weight; failures
 # are kept in .hypothesis/ and replayed first next time. `make fuzz FUZZ_EXAMPLES=1000` for more.

@@ -151,3 +151,54 @@ def demo_out_session(tmp_path_factory: pytest.TempPathFactory) -> Path:
     )
     assert result.returncode == 0, result.stderr
     return out
+
+
+# --- running in parallel (pytest-xdist: `make test` runs `-n 2 --dist loadgroup`) ----------------
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist turns the marks into test ids
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests sharing a module- or session-scoped fixture of ours (the demo run, the hostile run,
+    a rendered PDF...) are put in one xdist group, so that each shared fixture is built once, on
+    one worker; every other test is scheduled on its own. Without xdist the marks do nothing."""
+    if not config.pluginmanager.hasplugin("xdist"):
+        return
+    parent: dict[str, str] = {}  # union-find over fixtures: tests link the fixtures they share
+
+    def root(key: str) -> str:
+        while parent.setdefault(key, key) != key:
+            key = parent[key]
+        return key
+
+    shared = {item.nodeid: _shared_fixtures(item) for item in items}
+    for keys in shared.values():
+        for key in keys[1:]:
+            parent[root(key)] = root(keys[0])
+    for item in items:
+        if keys := shared[item.nodeid]:
+            item.add_marker(pytest.mark.xdist_group(root(keys[0])))
+
+
+def _shared_fixtures(item: pytest.Item) -> list[str]:
+    """The module- and session-scoped fixtures of tests/ that the test uses, directly or not."""
+    info = getattr(item, "_fixtureinfo", None)
+    if info is None:
+        return []
+    keys = []
+    for name in item.fixturenames:  # type: ignore[attr-defined]
+        for definition in info.name2fixturedefs.get(name, ()):
+            module = getattr(definition.func, "__module__", "")
+            if definition.scope in ("module", "session") and module.startswith("tests."):
+                keys.append(f"{module}.{name}")
+    return keys
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Say so when xdist ignored the groups (pytest-xdist#1386: loadgroup has no effect with
+    pytest 9.2): the tests still pass, but shared fixtures are then built on every worker."""
+    if not getattr(session.config.option, "loadgroup", False):
+        return
+    if any(i.get_closest_marker("xdist_group") and "@" not in i.nodeid for i in session.items):
+        session.config.issue_config_time_warning(
+            pytest.PytestWarning("xdist_group marks were ignored: see pytest-xdist#1386"), 2
+        )

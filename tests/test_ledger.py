@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pandas as pd
+import pytest
+
 from reporting.attribute import attribute_usage
 from reporting.config import load_config
 from reporting.ledger import read_ledger, write_ledger
@@ -11,10 +14,19 @@ from reporting.pipeline import ingest
 from tests.conftest import hb_config
 
 
-def _hb_ledger(tmp_path: Path):
-    config = load_config(hb_config(tmp_path))
+@pytest.fixture(scope="module")
+def hb_rows(tmp_path_factory: pytest.TempPathFactory) -> tuple[pd.DataFrame, list[str]]:
+    """The hb sample's ledger rows (read and attributed once for the module) and its files."""
+    config = load_config(hb_config(tmp_path_factory.mktemp("hb")))
     intake = ingest(config)
     return attribute_usage(intake.usage, config, "run-1").ledger, list(intake.files)
+
+
+@pytest.fixture
+def hb_ledger(hb_rows: tuple[pd.DataFrame, list[str]]) -> tuple[pd.DataFrame, list[str]]:
+    """A copy of them for each test, which may change it."""
+    rows, files = hb_rows
+    return rows.copy(), list(files)
 
 
 def _snapshot(root: Path) -> dict[str, bytes]:
@@ -23,8 +35,10 @@ def _snapshot(root: Path) -> dict[str, bytes]:
     }
 
 
-def test_rewriting_the_same_rows_gives_identical_bytes(tmp_path: Path) -> None:
-    rows, files = _hb_ledger(tmp_path)
+def test_rewriting_the_same_rows_gives_identical_bytes(
+    tmp_path: Path, hb_ledger: tuple[pd.DataFrame, list[str]]
+) -> None:
+    rows, files = hb_ledger
     root = tmp_path / "ledger"
     written = write_ledger(root, rows, files)
     first = _snapshot(root)
@@ -34,8 +48,10 @@ def test_rewriting_the_same_rows_gives_identical_bytes(tmp_path: Path) -> None:
     assert not list(root.rglob(".*"))  # no temporary files left behind
 
 
-def test_rerun_replaces_rows_instead_of_appending(tmp_path: Path) -> None:
-    rows, files = _hb_ledger(tmp_path)
+def test_rerun_replaces_rows_instead_of_appending(
+    tmp_path: Path, hb_ledger: tuple[pd.DataFrame, list[str]]
+) -> None:
+    rows, files = hb_ledger
     root = tmp_path / "ledger"
     write_ledger(root, rows, files)
     write_ledger(root, rows, files)
@@ -44,8 +60,10 @@ def test_rerun_replaces_rows_instead_of_appending(tmp_path: Path) -> None:
     assert back["it_energy_kwh"].sum() == rows["it_energy_kwh"].sum()
 
 
-def test_rows_of_other_files_are_kept_and_a_shrunk_file_loses_its_rows(tmp_path: Path) -> None:
-    rows, files = _hb_ledger(tmp_path)
+def test_rows_of_other_files_are_kept_and_a_shrunk_file_loses_its_rows(
+    tmp_path: Path, hb_ledger
+) -> None:
+    rows, files = hb_ledger
     root = tmp_path / "ledger"
     other = rows.assign(source_file="other.psv", usage_id="other:" + rows["usage_id"])
     write_ledger(root, other, ["other.psv"])
@@ -57,8 +75,10 @@ def test_rows_of_other_files_are_kept_and_a_shrunk_file_loses_its_rows(tmp_path:
     assert set(remaining["source_file"]) == {"other.psv"}
 
 
-def test_reading_a_period_reads_only_its_days(tmp_path: Path) -> None:
-    rows, files = _hb_ledger(tmp_path)
+def test_reading_a_period_reads_only_its_days(
+    tmp_path: Path, hb_ledger: tuple[pd.DataFrame, list[str]]
+) -> None:
+    rows, files = hb_ledger
     root = tmp_path / "ledger"
     write_ledger(root, rows, files)
     day = sorted(rows["day"])[len(rows) // 2]

@@ -9,6 +9,7 @@ import pty
 import shutil
 import subprocess
 import sys
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
 
@@ -19,7 +20,6 @@ from reporting.runstate import LOCK_FILE, ledger_lock
 from tests.conftest import FIXTURES, hb_config
 
 GREENOPS = Path(sys.executable).parent / "greenops"
-ROOT = Path(__file__).parent.parent
 
 
 def _run(
@@ -56,24 +56,38 @@ def _ledger(folder: Path) -> dict[str, bytes]:
     }
 
 
+@dataclass(frozen=True)
+class TwoNights:
+    folder: Path
+    first: subprocess.CompletedProcess[str]  # 2024-04-30, JSON logs: reads the sample
+    first_ledger: dict[str, bytes]  # the ledger of that one uninterrupted run
+    second: subprocess.CompletedProcess[str]  # 2024-05-01, text logs: nothing new to read
+
+
 @pytest.fixture(scope="module")
-def reference(tmp_path_factory: pytest.TempPathFactory) -> dict[str, bytes]:
-    """The ledger of one uninterrupted run over the hb sample."""
-    folder = tmp_path_factory.mktemp("reference")
+def two_nights(tmp_path_factory: pytest.TempPathFactory) -> TwoNights:
+    """One hb folder run on two nights, shared by the tests that only read what those runs
+    printed and wrote (each run costs seconds: the report is rendered every night)."""
+    folder = tmp_path_factory.mktemp("two-nights")
     hb_config(folder)
-    assert _run(folder, "--date", "2024-04-30").returncode == 0
-    return _ledger(folder)
+    first = _run(folder, "--date", "2024-04-30", "--log-format", "json")
+    assert first.returncode == 0, first.stderr
+    first_ledger = _ledger(folder)
+    second = _run(folder, "--date", "2024-05-01")
+    return TwoNights(folder, first, first_ledger, second)
 
 
-def test_unchanged_inputs_are_skipped_and_new_files_processed(tmp_path: Path) -> None:
-    hb_config(tmp_path)
-    first = _run(tmp_path, "--date", "2024-04-30")
-    assert "inputs: 1 new or changed, 0 unchanged" in first.stderr
-    before = _ledger(tmp_path)
-    second = _run(tmp_path, "--date", "2024-05-01")
+def _json_lines(stderr: str) -> list[dict[str, str]]:
+    return [json.loads(line) for line in stderr.splitlines() if line.strip()]
+
+
+def test_unchanged_inputs_are_skipped_and_new_files_processed(two_nights: TwoNights) -> None:
+    first = [entry["message"] for entry in _json_lines(two_nights.first.stderr)]
+    assert any(m.startswith("inputs: 1 new or changed, 0 unchanged") for m in first)
+    second = two_nights.second
     assert second.returncode == 0, second.stderr
     assert "inputs: 0 new or changed, 1 unchanged since the last run (skipped)" in second.stderr
-    assert _ledger(tmp_path) == before
+    assert _ledger(two_nights.folder) == two_nights.first_ledger
 
 
 def test_changed_file_is_reprocessed_and_replaces_its_rows(tmp_path: Path) -> None:
@@ -102,20 +116,13 @@ def test_a_second_run_exits_75_while_the_ledger_is_locked(tmp_path: Path) -> Non
 
 
 def test_two_concurrent_runs_one_waits_for_the_next_night(tmp_path: Path) -> None:
-    shutil.copytree(ROOT / "sample_logs", tmp_path / "sample_logs")
-    folder = tmp_path / "sample_logs"
-    command = [
-        str(GREENOPS),
-        "run",
-        "--config",
-        "greenops.toml",
-        "--date",
-        "2026-09-30",
-        "--out",
-        "out",
-    ]
+    # Started together, both reach the lock within a moment of each other; the first holds it
+    # for its whole run (ingest, validation, the report: seconds, even on the small hb sample).
+    hb_config(tmp_path)
+    command = [str(GREENOPS), "run", "--config", "greenops.toml", "--date", "2024-04-30",
+               "--out", "out"]  # fmt: skip
     procs = [
-        subprocess.Popen(command, cwd=folder, stderr=subprocess.PIPE, text=True) for _ in range(2)
+        subprocess.Popen(command, cwd=tmp_path, stderr=subprocess.PIPE, text=True) for _ in range(2)
     ]
     codes = sorted(p.wait(timeout=600) for p in procs)
     assert codes == [0, 75]
@@ -135,7 +142,7 @@ def test_a_stale_lock_from_a_dead_run_is_taken_over(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("step", [0, 1, 5])
 def test_a_run_killed_mid_commit_is_completed_by_the_next_run(
-    tmp_path: Path, step: int, reference: dict[str, bytes]
+    tmp_path: Path, step: int, two_nights: TwoNights
 ) -> None:
     hb_config(tmp_path)
     killed = _run(
@@ -145,7 +152,7 @@ def test_a_run_killed_mid_commit_is_completed_by_the_next_run(
     assert not (tmp_path / "out" / "ledger" / "_inputs_state.json").exists()  # not marked done
     again = _run(tmp_path, "--date", "2024-04-30")
     assert again.returncode == 0, again.stderr
-    assert _ledger(tmp_path) == reference
+    assert _ledger(tmp_path) == two_nights.first_ledger
     assert not list((tmp_path / "out" / "ledger").rglob(".*.tmp"))
 
 
@@ -163,11 +170,9 @@ def test_backfill_over_a_range_equals_day_by_day_runs(tmp_path: Path) -> None:
     assert summary["period"]["start"] == "2024-04-28" and summary["period"]["end"] == "2024-04-30"
 
 
-def test_each_run_writes_a_manifest(tmp_path: Path) -> None:
-    hb_config(tmp_path)
-    assert _run(tmp_path, "--date", "2024-04-30").returncode == 0
-    assert _run(tmp_path, "--date", "2024-05-01").returncode == 0
-    manifests = sorted((tmp_path / "out" / "runs").glob("*.json"))
+def test_each_run_writes_a_manifest(two_nights: TwoNights) -> None:
+    assert two_nights.second.returncode == 0, two_nights.second.stderr
+    manifests = sorted((two_nights.folder / "out" / "runs").glob("*.json"))
     assert len(manifests) >= 1  # two runs in the same second share a file name
     record = json.loads(manifests[-1].read_text())
     (entry,) = record["inputs"]
@@ -181,10 +186,8 @@ def test_each_run_writes_a_manifest(tmp_path: Path) -> None:
     assert set(record["stages_s"]) == {"ingest", "attribute_and_ledger", "report", "notify"}
 
 
-def test_json_logs_are_one_object_per_line(tmp_path: Path) -> None:
-    hb_config(tmp_path)
-    result = _run(tmp_path, "--date", "2024-04-30", "--log-format", "json")
-    lines = [json.loads(line) for line in result.stderr.splitlines() if line.strip()]
+def test_json_logs_are_one_object_per_line(two_nights: TwoNights) -> None:
+    lines = _json_lines(two_nights.first.stderr)
     assert any(entry["message"].startswith("attributed 90 runs") for entry in lines)
     assert {entry["level"] for entry in lines} <= {"INFO", "WARNING"}
 
@@ -195,14 +198,15 @@ def test_from_without_to_is_a_usage_error(tmp_path: Path) -> None:
     assert result.returncode == 1 and "--from and --to go together" in result.stderr
 
 
-def test_progress_bar_only_on_a_terminal(tmp_path: Path) -> None:
-    hb_config(tmp_path)
-    piped = _run(tmp_path, "--date", "2024-04-30")
-    assert "greenops run:" not in piped.stderr  # cron mail stays clean
+def test_progress_bar_only_on_a_terminal(two_nights: TwoNights, tmp_path: Path) -> None:
+    piped = two_nights.second
+    assert piped.returncode == 0 and "greenops run:" not in piped.stderr  # cron mail stays clean
+    folder = tmp_path / "copy"  # the same night again, on a terminal this time
+    shutil.copytree(two_nights.folder, folder)
     primary, secondary = pty.openpty()
     process = subprocess.Popen(
-        [str(GREENOPS), "run", "--config", "greenops.toml", "--out", "out", "--date", "2024-04-30"],
-        cwd=tmp_path,
+        [str(GREENOPS), "run", "--config", "greenops.toml", "--out", "out", "--date", "2024-05-01"],
+        cwd=folder,
         stdout=subprocess.DEVNULL,
         stderr=secondary,
     )
