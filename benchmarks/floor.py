@@ -28,10 +28,10 @@ def run_floor(sacct_glob: str, threads: int | None) -> duckdb.DuckDBPyConnection
     if threads:
         connection.execute(f"SET threads = {int(threads)}")
     connection.execute("SET VARIABLE sacct_files = ?", [sacct_glob])
-    *setup, query = [s for s in QUERY.read_text(encoding="utf-8").split(";\n") if s.strip()]
-    for statement in setup:
+    *setup, query = connection.extract_statements(QUERY.read_text(encoding="utf-8"))
+    for statement in setup:  # the session setting and the macros
         connection.execute(statement)
-    connection.execute(f"CREATE TEMP TABLE floor AS {query}")
+    connection.execute(f"CREATE TEMP TABLE floor AS {query.query}")
     return connection
 
 
