@@ -35,7 +35,12 @@ def test_config_paths_resolve_from_the_config_folder(
     monkeypatch.chdir(elsewhere)
     config = load_config(Path("../site/greenops.toml"))  # relative to the working directory
     files = all_input_files(config)
-    assert sorted(files) == ["cloud/focus.csv", "k8s/alloc.json", "slurm/sacct.psv"]
+    assert sorted(files) == [
+        "cloud/focus.csv",
+        "k8s/alloc.json",
+        "serving/volume.csv",
+        "slurm/sacct.psv",
+    ]
     assert all(path.is_relative_to(site) for path in files.values())
     assert ledger_root(config, Path("out")) == site / "state" / "ledger"
     assert config.resolve(str(config.notify.directory)) == site / "owners.csv"
