@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import logging
 import shutil
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,7 +25,7 @@ from reporting.factors import Factor
 from reporting.intake import Intake, ingest_slice, input_paths
 from reporting.schema import empty_usage
 from reporting.slices import Slice, plan_slices
-from reporting.telemetry_store import read_telemetry
+from reporting.telemetry_store import telemetry_for_runs
 
 log = logging.getLogger("reporting")
 
@@ -78,7 +77,7 @@ def process_slice(
         validator,
     )
     usage = intake.usage
-    attribution = attribute_usage(usage, config, run_id, _stored_telemetry(root, usage))
+    attribution = attribute_usage(usage, config, run_id, telemetry_for_runs(root, usage))
     rows = attribution.ledger
     ledger_gate, ledger_suite = validate_ledger(validator, rows)
     _stage(staging_root(root, run_id), piece.number, rows)
@@ -118,16 +117,6 @@ def _process_validator() -> Any:
     return _VALIDATORS[0]
 
 
-def _stored_telemetry(root: Path, usage: pd.DataFrame) -> pd.DataFrame | None:
-    """DCGM samples kept with the ledger for the slice's sites and times (this run's telemetry
-    is stored before the slices run)."""
-    if usage.empty or not (usage["n_gpus"].fillna(0) > 0).any():
-        return None
-    margin = pd.Timedelta(minutes=30)
-    start, end = usage["started_at"].min() - margin, usage["ended_at"].max() + margin
-    return read_telemetry(root, set(usage["site"]), start, end)
-
-
 def _stage(folder: Path, number: int, rows: pd.DataFrame) -> None:
     """One parquet file per day the slice's rows fall in."""
     for day, part in rows.groupby("day", sort=True):
@@ -144,7 +133,6 @@ def run_slices(
     engine: str = "local",
     scheduler: str | None = None,
     validator: Any = None,
-    on_slice: Callable[[SliceResult], None] | None = None,
 ) -> list[SliceResult]:
     """Process every slice, in this process or on a Dask cluster; results in slice order."""
     leftover = root / STAGING_DIR
@@ -157,11 +145,7 @@ def run_slices(
 
         results = map_on_dask(process_slice, slices, config, run_id, root, scheduler)
     else:
-        results = []
-        for piece in slices:
-            results.append(process_slice(piece, config, run_id, root, validator))
-            if on_slice is not None:
-                on_slice(results[-1])
+        results = [process_slice(piece, config, run_id, root, validator) for piece in slices]
     log.info(
         "streamed %s slices: %s ledger rows, %.1f kWh facility energy",
         len(results), sum(r.ledger_rows for r in results),

@@ -28,7 +28,7 @@ from reporting.staging import Staged
 from reporting.summary import Period, build_context, build_summary
 from reporting.summary_cloud import cloud_block, vendor_in_period
 from reporting.telemetry_intake import telemetry_summary
-from reporting.telemetry_store import read_telemetry, write_telemetry
+from reporting.telemetry_store import telemetry_for_runs, write_telemetry
 from reporting.validation import runlevel
 
 __all__ = ["Intake", "ingest", "ledger_root", "report", "run"]  # ingest lives in intake.py
@@ -208,7 +208,7 @@ def _ingest_and_validate(
                                 validator)  # fmt: skip
     ends = [r.latest_end for r in results if r.latest_end is not None]
     streamed = Streamed(
-        merge_intakes(Intake(*_no_rows(intake)), [r.intake for r in results]),
+        merge_intakes(Intake(empty_usage(), empty_quarantine(), {}), [r.intake for r in results]),
         runs=sum(r.runs for r in results),
         latest_end=max(ends) if ends else None,
         suites=added_suites(*[r.suites for r in results]),
@@ -222,11 +222,6 @@ def _ingest_and_validate(
     )  # fmt: skip
     intake, record = validate_intake(intake, config, run_date, validator, root, streamed)
     return intake, record, streamed, processed
-
-
-def _no_rows(intake: Intake) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any]]:
-    """An empty start for adding up the slices' intakes."""
-    return empty_usage(), empty_quarantine(), {}
 
 
 def _store(config: Config, root: Path, intake: Intake, processed: dict[str, dict[str, Any]],
@@ -284,14 +279,11 @@ def _store(config: Config, root: Path, intake: Intake, processed: dict[str, dict
 
 
 def _telemetry(root: Path, intake: Intake) -> pd.DataFrame:
-    """This run's DCGM samples and those stored with the ledger, for the runs' sites and times
-    (a step either side, so that intervals at the runs' edges are complete)."""
-    usage = intake.usage
-    if usage.empty or not (usage["n_gpus"].fillna(0) > 0).any():
+    """This run's DCGM samples and those stored with the ledger for the runs' sites and times
+    (the stored copies of files read again this run left out)."""
+    stored = telemetry_for_runs(root, intake.usage, exclude=intake.files)
+    if stored is None:
         return intake.telemetry
-    margin = pd.Timedelta(minutes=30)
-    start, end = usage["started_at"].min() - margin, usage["ended_at"].max() + margin
-    stored = read_telemetry(root, set(usage["site"]), start, end, exclude=intake.files)
     frames = [f for f in (stored, intake.telemetry) if not f.empty]
     return pd.concat(frames, ignore_index=True) if frames else intake.telemetry
 

@@ -59,3 +59,17 @@ def read_telemetry(
         if keep.any():
             frames.append(frame[keep])
     return pd.concat(frames, ignore_index=True)
+
+
+RUN_MARGIN = pd.Timedelta(minutes=30)  # a step either side: intervals at a run's edges complete
+
+
+def telemetry_for_runs(
+    root: Path, usage: pd.DataFrame, exclude: Iterable[str] = ()
+) -> pd.DataFrame | None:
+    """Stored samples for the runs' sites and times; None when no run has a GPU (nothing to
+    join, so nothing is read)."""
+    if usage.empty or not (usage["n_gpus"].fillna(0) > 0).any():
+        return None
+    start, end = usage["started_at"].min() - RUN_MARGIN, usage["ended_at"].max() + RUN_MARGIN
+    return read_telemetry(root, set(usage["site"]), start, end, exclude)
