@@ -27,6 +27,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import tomllib
 from pathlib import Path
@@ -39,19 +40,20 @@ RUN_DATE = "2026-09-30"  # the last day of the generated quarter: the report cov
 START, END = "2026-07-01", "2026-10-01"
 LINES_PER_JOB = 2.95  # measured on large atlas dumps (3.1 in the small sample)
 SACCT_HEADER = (
-    "| lines | MiB | runs | greenops wall s, median (min–max) | CPU s | peak RSS MiB "
+    "| lines | MiB | runs | greenops wall s, median (min–max) | CPU s | peak RSS MiB | tree RSS MiB "
     "| floor wall s (min–max) | CPU s | peak RSS MiB | ratio wall | ratio CPU | load 1 min |\n"
-    "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+    "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
 )
 SACCT_HEADER_NO_FLOOR = (
     "| lines | MiB | runs | wall s, median (min–max) | CPU s (user+sys) | peak RSS MiB "
-    "| lines/s (wall) | load 1 min |\n|---:|---:|---:|---:|---:|---:|---:|---:|"
+    "| tree RSS MiB | lines/s (wall) | load 1 min |\n|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
 )
 FOCUS_HEADER = (
     "| rows | MiB | runs | wall s, median (min–max) | CPU s (user+sys) | peak RSS MiB "
-    "| rows/s (wall) | load 1 min |\n|---:|---:|---:|---:|---:|---:|---:|---:|"
+    "| tree RSS MiB | rows/s (wall) | load 1 min |\n|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
 )
 FOCUS_FILE = "focus-2026-Q3.csv"
+SAMPLE_S = 0.5  # process-tree RSS sampling interval
 DONE_MARKER = ".complete"  # written after generation, so an interrupted dump is regenerated
 
 
@@ -158,15 +160,52 @@ def prepare_focus(rows: int, work: Path, seed: int) -> tuple[Path, int, int]:
     return config, rows, out.stat().st_size
 
 
+def tree_rss_mib(pid: int) -> float:
+    """Resident memory of `pid` and all its descendants now (MiB): a Dask run's workers are
+    separate processes, and wait4's ru_maxrss is only the largest single process's peak."""
+    parents: dict[int, int] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:  # the process ended meanwhile
+            continue
+        parents[int(stat.parent.name)] = int(fields[1])
+    family, grew = {pid}, True
+    while grew:
+        added = {p for p, parent in parents.items() if parent in family} - family
+        family |= added
+        grew = bool(added)
+    total_kib = 0
+    for member in family:
+        try:
+            status = Path(f"/proc/{member}/status").read_text()
+        except OSError:
+            continue
+        total_kib += next((int(line.split()[1]) for line in status.splitlines()
+                           if line.startswith("VmRSS:")), 0)  # fmt: skip
+    return total_kib / 1024
+
+
+def _sample_tree(pid: int, peak: list[float], stop: threading.Event) -> None:
+    while not stop.wait(SAMPLE_S):
+        peak[0] = max(peak[0], tree_rss_mib(pid))
+
+
 def measure(command: list[str], out: Path) -> dict[str, float]:
-    """Run `command` once with a fresh `out` folder; wall s, CPU s and peak RSS MiB of the child."""
+    """Run `command` once with a fresh `out` folder; wall s, CPU s and peak RSS MiB of the child
+    (ru_maxrss: its largest process) and of its whole process tree (sampled every SAMPLE_S)."""
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir(parents=True)
     with tempfile.TemporaryFile() as stderr:
         began = time.perf_counter()
         child = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=stderr)
+        tree_peak, stop = [0.0], threading.Event()
+        sampler = threading.Thread(target=_sample_tree, args=(child.pid, tree_peak, stop))
+        sampler.start()
         _, status, usage = os.wait4(child.pid, 0)
         wall = time.perf_counter() - began
+        stop.set()
+        sampler.join()
         child.returncode = os.waitstatus_to_exitcode(status)  # already reaped by wait4
         if child.returncode != 0:
             stderr.seek(0)
@@ -175,17 +214,22 @@ def measure(command: list[str], out: Path) -> dict[str, float]:
                 + stderr.read().decode(errors="replace")[-4000:]
             )
     cpu, rss_mib = usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024  # KiB on Linux
-    return {"wall": wall, "cpu": cpu, "rss": rss_mib}
+    return {"wall": wall, "cpu": cpu, "rss": rss_mib, "tree_rss": max(tree_peak[0], rss_mib)}
 
 
-def greenops_command(greenops: Path, config: Path, out: Path) -> list[str]:
-    options = ["--date", RUN_DATE, "--out", str(out), "--quiet"]
+def greenops_command(greenops: Path, config: Path, out: Path, extra: list[str]) -> list[str]:
+    options = ["--date", RUN_DATE, "--out", str(out), "--quiet", *extra]
     return [str(greenops), "run", "--config", str(config), *options]
 
 
 def floor_command(config: Path, out: Path) -> list[str]:
     dumps = str(config.parent / "data" / "*.psv")
     return [sys.executable, str(FLOOR), "--sacct", dumps, "--out", str(out / "floor.csv")]
+
+
+def run_options(args: argparse.Namespace) -> list[str]:
+    """The options of `greenops run` chosen on the benchmark's command line."""
+    return ["--engine", args.engine, *(["--period", args.period] if args.period else [])]
 
 
 def check_floor_runs() -> None:
@@ -202,7 +246,7 @@ def check_floor_runs() -> None:
 def median_cell(runs: list[dict[str, float]], key: str) -> str:
     values = [r[key] for r in runs]
     middle = statistics.median(values)
-    if key != "wall":
+    if key != "wall":  # CPU s with decimals; RSS in whole MiB
         return f"{middle:,.2f}" if key == "cpu" else f"{middle:,.0f}"
     return f"{middle:,.2f} ({min(values):,.2f}–{max(values):,.2f})"
 
@@ -219,7 +263,8 @@ def bench_size(
     for i in range(1, args.repeat + 1):
         root = (args.keep or args.work).resolve()
         out = root / (f"{label}-{lines}-run{i}" if args.keep else "out")
-        ours.append(measure(greenops_command(greenops, config, out / "greenops"), out / "greenops"))
+        command = greenops_command(greenops, config, out / "greenops", run_options(args))
+        ours.append(measure(command, out / "greenops"))
         if floor:
             theirs.append(measure(floor_command(config, out / "floor"), out / "floor"))
         note = (
@@ -227,14 +272,15 @@ def bench_size(
         )
         print(
             f"{label} {lines:,} lines, run {i}/{args.repeat}: {ours[-1]['wall']:.1f} s wall, "
-            f"{ours[-1]['cpu']:.1f} s CPU, {ours[-1]['rss']:.0f} MiB peak RSS{note}",
+            f"{ours[-1]['cpu']:.1f} s CPU, {ours[-1]['rss']:.0f} MiB peak RSS "
+            f"({ours[-1]['tree_rss']:.0f} MiB with its child processes){note}",
             file=sys.stderr,
         )
         if not args.keep:
             shutil.rmtree(out, ignore_errors=True)
     load = f"{load_before:.1f}–{os.getloadavg()[0]:.1f}"
     cells = [f"{lines:,}", f"{size_bytes / 1024**2:,.1f}", str(args.repeat)]
-    cells += [median_cell(ours, key) for key in ("wall", "cpu", "rss")]
+    cells += [median_cell(ours, key) for key in ("wall", "cpu", "rss", "tree_rss")]
     if floor:
         cells += [median_cell(theirs, key) for key in ("wall", "cpu", "rss")]
         for key in ("wall", "cpu"):
@@ -293,6 +339,13 @@ def main() -> int:
     parser.add_argument("--work", type=Path, default=work, help="cache of inputs and configs")
     parser.add_argument("--keep", type=Path, metavar="DIR", help="keep run outputs under DIR")
     parser.add_argument("--date-label", default="not given", help="measurement date to print")
+    parser.add_argument(
+        "--engine",
+        choices=["local", "dask"],
+        default="local",
+        help="greenops run --engine (dask: a local cluster of 2 processes)",
+    )
+    parser.add_argument("--period", help="greenops run --period (default: the quarter to date)")
     args = parser.parse_args()
     sizes = [*args.lines, *args.focus_rows]
     if args.repeat < 1 or not sizes or any(n < 1 for n in sizes):

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from reporting.ingest.dcgm import empty_samples
@@ -46,18 +47,24 @@ def read_telemetry(
 ) -> pd.DataFrame:  # fmt: skip
     """Stored samples of `sites` between start and end, without those of `exclude` files."""
     folder = root / TELEMETRY_DIR
-    wanted, skipped = set(sites), set(exclude)
+    if pd.isna(start) or pd.isna(end):  # no run has a time: no sample can fall in its window
+        return empty_samples()
+    # Filtered in Arrow while reading (row groups outside the window are skipped): every slice
+    # of a large input reads the store, and only its own sites and hours are wanted. Cast: a
+    # file whose samples all lack a text column stores it as Arrow's null type.
+    wanted = (
+        pc.field("site").cast(pa.string()).isin(pa.array(sorted(set(sites)), pa.string()))
+        & ~pc.field("source_file")
+        .cast(pa.string())
+        .isin(pa.array(sorted(set(exclude)), pa.string()))
+        & (pc.field("timestamp") >= pa.scalar(start.to_pydatetime()))
+        & (pc.field("timestamp") <= pa.scalar(end.to_pydatetime()))
+    )
     frames = [empty_samples()]
     for path in sorted(folder.glob("*.parquet")) if folder.exists() else []:
-        frame = pq.read_table(path).to_pandas()
-        keep = (
-            frame["site"].isin(wanted)
-            & ~frame["source_file"].isin(skipped)
-            & (frame["timestamp"] >= start)
-            & (frame["timestamp"] <= end)
-        )
-        if keep.any():
-            frames.append(frame[keep])
+        table = pq.read_table(path, filters=wanted)
+        if table.num_rows:
+            frames.append(table.to_pandas())
     return pd.concat(frames, ignore_index=True)
 
 
