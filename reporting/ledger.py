@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -207,6 +207,51 @@ def read_ledger(
     table = pa.concat_tables(tables)
     del tables  # so that converting can free each column as it goes (self_destruct)
     return table.to_pandas(self_destruct=True, split_blocks=True)
+
+
+def read_days(
+    root: Path, start: date, end: date, columns: list[str]
+) -> Iterator[tuple[date, pd.DataFrame]]:
+    """(day, rows) per day partition of start..end (inclusive) in day order, those columns
+    only: a period read one day at a time, never whole."""
+    for path in [p for p in _partitions(root) if start <= _day_of(p) <= end]:
+        try:
+            table = _read_file(path, columns)
+        except (OSError, pa.ArrowInvalid) as exc:
+            raise InputError(
+                f"{root}: ledger cannot be read ({exc}). Re-run the affected dates."
+            ) from exc
+        yield _day_of(path), table.to_pandas(self_destruct=True, split_blocks=True)
+
+
+def read_day_tables(
+    root: Path, start: date, end: date, columns: list[str], dictionary: list[str]
+) -> Iterator[tuple[date, pa.Table]]:
+    """(day, Arrow table) per day partition of start..end in day order, those columns only
+    (not `day`), the text columns in `dictionary` dictionary-encoded as the file stores them
+    (several times cheaper to read than text) in one chunk; columns a file lacks are null."""
+    for path in [p for p in _partitions(root) if start <= _day_of(p) <= end]:
+        try:
+            present = set(pq.read_schema(path).names)
+            table = pq.read_table(path, columns=[c for c in columns if c in present],
+                                  read_dictionary=[c for c in dictionary if c in present])  # fmt: skip
+        except (OSError, pa.ArrowInvalid) as exc:
+            raise InputError(
+                f"{root}: ledger cannot be read ({exc}). Re-run the affected dates."
+            ) from exc
+        arrays = []
+        for name in columns:
+            wanted = FILE_SCHEMA.field(name).type
+            if name in dictionary:
+                wanted = pa.dictionary(pa.int32(), wanted)
+            column = table.column(name) if name in present else pa.nulls(table.num_rows, wanted)
+            arrays.append(column if column.type == wanted else column.cast(wanted))
+        yield _day_of(path), pa.table(arrays, names=columns).unify_dictionaries().combine_chunks()
+
+
+def empty_rows(columns: list[str]) -> pd.DataFrame:
+    """No ledger rows, those columns with the dtypes a read gives them."""
+    return pa.schema([LEDGER_SCHEMA.field(c) for c in columns]).empty_table().to_pandas()
 
 
 def write_factors(root: Path, register: pd.DataFrame) -> None:

@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 import pandas as pd
 
-from reporting import engine, manifest, notify, outputs, quarterly, serving
+from reporting import engine, manifest, notify, outputs, quarterly, rollup, serving
 from reporting import ledger as store
 from reporting.attribute import attribute_usage
 from reporting.attribute_cloud import attribute_charges
@@ -312,7 +312,6 @@ def report(
 ) -> Reported:
     """Render the period from the ledger alone: summary.json, report.html, report.pdf, quarantine.csv."""
     root = ledger_root(config, out_dir)
-    rows = store.read_ledger(root, period.start, period.end)
     intake = store.read_intake(root)
     inputs = [
         {
@@ -329,12 +328,18 @@ def report(
         }
         for f in intake.values()
     ]
-    findings = audit_ledger(rows, config.audit, store.read_first_seen(root), run_date)
-    held = store.read_ledger(root, date.min, date.max, ["source_file", "currency", "cost", "cost_basis", "scope"])  # fmt: skip
-    vendor = store.read_vendor_carbon(root)
-    cloud = cloud_block(
-        rows, held[held["scope"] == "3.1"], intake, vendor_in_period(vendor, period)
+    findings = audit_ledger(
+        store.read_ledger(root, period.start, period.end),
+        config.audit,
+        store.read_first_seen(root),
+        run_date,
     )
+    factors = store.read_factors(root)
+    # The sections run on the period's ledger grouped one day at a time, never on all its rows.
+    grouped = rollup.read(root, period.start, period.end, factors)
+    rows = grouped.rows
+    vendor = store.read_vendor_carbon(root)
+    cloud = cloud_block(rows, grouped.held, intake, vendor_in_period(vendor, period))
     summary = build_summary(rows, period, inputs, findings, gate_failures, cloud)
     summary["telemetry"] = telemetry_summary(intake)
     summary["validation"] = runlevel.summary_block(
@@ -347,7 +352,7 @@ def report(
     context = build_context(
         summary,
         rows,
-        store.read_factors(root),
+        factors,
         organisation=config.organisation.name,
         run_date=run_date,
         quarantine=store.read_quarantine(root),
@@ -357,7 +362,7 @@ def report(
         findings=findings,
         unresolved_owners=notify.unresolved_owners(findings, config.notify, _directory(config)),
     )
-    summary, context = quarterly.complete(root, rows, period, run_date, summary, context)
+    summary, context = quarterly.complete(root, grouped, period, run_date, summary, context)
     outputs.write_all(out_dir, summary, context, store.read_quarantine(root), findings)
     log.info(
         "reported %s: %.1f kWh, %.1f kg CO2e location-based, %.1f kg market-based -> %s",

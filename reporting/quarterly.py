@@ -11,11 +11,10 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from reporting import ledger as store
 from reporting import method_changes, restatement, serving_intensity, uncertainty
 from reporting.distinct import map_distinct
 from reporting.quarterly_tables import (
@@ -28,24 +27,10 @@ from reporting.quarterly_tables import (
 )
 from reporting.summary import Period, _breakdown
 
+if TYPE_CHECKING:
+    from reporting.rollup import Rollup
+
 TRAILING_QUARTERS = 8
-HISTORY_COLUMNS = [
-    "day", "facility_energy_kwh", "co2e_location_kg", "co2e_market_kg", "co2e_embodied_kg",
-    "gpu_hours", "cost", "currency", "scope",
-    *(c for c in method_changes.COLUMNS if c != "facility_energy_kwh"),
-]  # fmt: skip
-TOTAL_COLUMNS = HISTORY_COLUMNS[1:]  # what _totals adds up
-# The ledger columns the quarterly sections read (the rest are left out of their copies).
-QUARTERLY_COLUMNS = list(dict.fromkeys([
-    "day", "usage_id", "site", "scope", "provider", "team", "model", "phase", "n_gpus",
-    "gpu_model", "grid_zone", "grid_factor_id", "grid_intensity_g_per_kwh", "gpu_hours",
-    "it_energy_kwh", "gpu_energy_kwh", "facility_energy_kwh", "pue", "pue_factor_id",
-    "energy_method", "gpu_power_factor_id", "gpu_util_factor_id", "co2e_location_kg",
-    "co2e_market_kg", "co2e_embodied_kg", "cost", "currency", "run_id",
-    "idle_gpu_energy_kwh", "market_factor_id", "market_intensity_g_per_kwh",
-    "telemetry_coverage_ratio",
-    *method_changes.COLUMNS,
-]))  # fmt: skip
 EXTRA_BREAKDOWNS = {"by_region": "region", "by_gpu_model": "gpu_type"}
 NO_GPU = "no GPU (CPU, storage, network)"
 UNALLOCATED = "unallocated"
@@ -203,17 +188,17 @@ def trailing_quarters(spans: list[tuple[str, pd.DataFrame]]) -> list[dict[str, A
 
 def complete(
     root: Path,
-    rows: pd.DataFrame,
+    rollup: Rollup,
     period: Period,
     run_date: date,
     summary: dict[str, Any],
     context: dict[str, Any],
 ) -> tuple[dict[str, Any], dict[str, Any]]:
-    """summary and context with the quarterly report's sections; records the publication."""
-    keyed = with_report_keys(rows[[c for c in QUARTERLY_COLUMNS if c in rows.columns]])
-    history = store.read_ledger(root, date.min, date.max, HISTORY_COLUMNS)
+    """summary and context with the quarterly report's sections; records the publication.
+    `rollup`: the period's ledger grouped, with the report keys (rollup.py)."""
+    keyed, history = rollup.rows, rollup.history
     qoq, yoy = comparison(history, period, -3), comparison(history, period, -12)
-    spread = uncertainty.ranges(keyed, context["factors"])
+    spread = uncertainty.ranges_of(rollup.uncertainty)
     quarters = quarter_spans(history, period)
     added = {
         **{name: _breakdown(keyed, key) for name, key in EXTRA_BREAKDOWNS.items()},
@@ -242,6 +227,6 @@ def complete(
         "location": location_table(keyed, context["factors"]),
         "model_cards": model_cards(keyed),
         "restatements": published["context"],
-        "run_ids": sorted(str(r) for r in rows["run_id"].dropna().unique()),
+        "run_ids": sorted(str(r) for r in keyed["run_id"].dropna().unique()),
     }
     return new_summary, {**context, **added, "quarterly": sections}

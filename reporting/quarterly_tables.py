@@ -14,6 +14,7 @@ from typing import Any
 
 import pandas as pd
 
+from reporting import counts
 from reporting.energy import ENERGY_METHODS
 
 G_PER_KG = 1_000
@@ -173,8 +174,8 @@ def intensity(rows: pd.DataFrame) -> dict[str, Any]:
             "market_kg_per_unit": _per(group["co2e_market_kg"].sum(), cost),
         })  # fmt: skip
     training = rows.loc[(rows["phase"] == "training") & (rows["scope"] == "2"),
-                        ["usage_id", "co2e_location_kg", "co2e_market_kg"]]  # fmt: skip
-    runs = int(training["usage_id"].nunique())
+                        [*counts.run_columns(rows), "co2e_location_kg", "co2e_market_kg"]]  # fmt: skip
+    runs = counts.runs(training)
     return {
         "gpu_hours": _r(gpu_hours),
         "location_kg_per_gpu_hour": _per(location, gpu_hours),
@@ -234,9 +235,22 @@ def _what_if(zones: list[dict[str, Any]]) -> dict[str, Any] | None:
 
 CARD_SUMS = ["gpu_hours", "co2e_embodied_kg", "facility_energy_kwh", "co2e_location_kg",
              "co2e_market_kg"]  # fmt: skip
-CARD_COLUMNS = ["model", "site", "gpu_type", "n_gpus", "phase", "region", "usage_id", *CARD_SUMS,
-                "idle_gpu_energy_kwh", "pue", "grid_intensity_g_per_kwh",
-                "market_intensity_g_per_kwh", "telemetry_coverage_ratio"]  # fmt: skip
+# Per-row products the cards sum (a rollup carries them summed, rollup.py).
+IDLE_SUMS = ["idle_facility_kwh", "idle_location_g", "idle_market_g", "covered_gpu_hours"]
+CARD_COLUMNS = ["model", "site", "gpu_type", "n_gpus", "phase", "region", *CARD_SUMS, *IDLE_SUMS]
+
+
+def idle_products(rows: pd.DataFrame) -> dict[str, pd.Series]:
+    """Per row: the facility kWh of the idle GPU time DCGM measured (its IT kWh × the row's
+    PUE), that × the row's location and market g/kWh, and the GPU-hours telemetry covered."""
+    kwh = rows["idle_gpu_energy_kwh"].fillna(0.0) * rows["pue"].fillna(1.0)
+    return {
+        "idle_facility_kwh": kwh,
+        "idle_location_g": kwh * rows["grid_intensity_g_per_kwh"].fillna(0.0),
+        "idle_market_g": kwh * rows["market_intensity_g_per_kwh"].fillna(0.0),
+        "covered_gpu_hours": rows["gpu_hours"].fillna(0.0)
+        * rows["telemetry_coverage_ratio"].fillna(0.0),
+    }
 
 
 def _idle_by_site(rows: pd.DataFrame) -> dict[str, dict[str, float]]:
@@ -255,7 +269,9 @@ def model_cards(rows: pd.DataFrame) -> list[dict[str, Any]]:
     GPU-hours on each site) of the site's idle capacity (rows of model `idle`); dynamic is the
     rest of its own runs' location-based emissions."""
     idle = _idle_by_site(rows)
-    busy = rows.loc[~rows["model"].isin(NOT_MODELS), CARD_COLUMNS]
+    if not counts.is_rollup(rows):
+        rows = rows.assign(**idle_products(rows))
+    busy = rows.loc[~rows["model"].isin(NOT_MODELS), [*CARD_COLUMNS, *counts.run_columns(rows)]]
     site_gpu_hours = busy.groupby("site")["gpu_hours"].sum()
     cards = []
     for model, group in busy.groupby("model", sort=True):
@@ -277,13 +293,10 @@ def _capacity_share(group: pd.DataFrame, idle: dict[str, dict[str, float]],
 
 def _measured_idle(group: pd.DataFrame) -> dict[str, float]:
     """Facility kWh and kg of the idle GPU time DCGM measured in the model's own runs."""
-    kwh = group["idle_gpu_energy_kwh"].fillna(0.0) * group["pue"].fillna(1.0)
     return {
-        "kwh": float(kwh.sum()),
-        "kg": float((kwh * group["grid_intensity_g_per_kwh"].fillna(0.0)).sum() / G_PER_KG),
-        "market_kg": float(
-            (kwh * group["market_intensity_g_per_kwh"].fillna(0.0)).sum() / G_PER_KG
-        ),
+        "kwh": float(group["idle_facility_kwh"].sum()),
+        "kg": float(group["idle_location_g"].sum() / G_PER_KG),
+        "market_kg": float(group["idle_market_g"].sum() / G_PER_KG),
     }
 
 
@@ -292,7 +305,7 @@ def _card(model: str, group: pd.DataFrame, idle: dict[str, dict[str, float]],
     measured, capacity = _measured_idle(group), _capacity_share(group, idle, site_gpu_hours)
     gpus = group[~group["gpu_type"].isin(NO_GPU_TYPES)].groupby("gpu_type")["n_gpus"].max()
     gpu_hours = group["gpu_hours"].fillna(0.0)
-    covered = (gpu_hours * group["telemetry_coverage_ratio"].fillna(0.0)).sum()
+    covered = group["covered_gpu_hours"].sum()
     location = _sum(group, "co2e_location_kg")
     dynamic = max(location - measured["kg"], 0.0)
     idle_kg = measured["kg"] + capacity["kg"]
@@ -303,7 +316,7 @@ def _card(model: str, group: pd.DataFrame, idle: dict[str, dict[str, float]],
         "phases": sorted(group["phase"].dropna().unique().tolist()),
         "sites": sorted(group["site"].dropna().unique().tolist()),
         "zones": sorted(group["region"].dropna().unique().tolist()),
-        "runs": int(group["usage_id"].nunique()),
+        "runs": counts.runs(group),
         "gpu_hours": _sum(group, "gpu_hours"),
         "telemetry_covered_ratio": _r(covered / gpu_hours.sum()) if gpu_hours.sum() > 0 else 0.0,
         "facility_energy_kwh": _sum(group, "facility_energy_kwh"),

@@ -13,7 +13,7 @@ from typing import Any
 
 import pandas as pd
 
-from reporting import __version__
+from reporting import __version__, counts
 from reporting.energy import ENERGY_METHODS
 
 FACTOR_ID_COLUMNS = (
@@ -62,7 +62,7 @@ def _cost(frame: pd.DataFrame) -> dict[str, float]:
 def _totals(ledger: pd.DataFrame) -> dict[str, Any]:
     totals: dict[str, Any] = {c: _round(ledger[c].sum()) for c in SUM_COLUMNS}
     totals["cost"] = _cost(ledger)
-    totals["jobs"] = int(ledger["usage_id"].nunique())
+    totals["jobs"] = counts.runs(ledger)
     return totals
 
 
@@ -70,14 +70,15 @@ def _breakdown(ledger: pd.DataFrame, key: str) -> list[dict[str, Any]]:
     total_kwh = ledger["facility_energy_kwh"].sum()
     rows = []
     # Only the columns used: each group is a copy, and the ledger has some 80 columns.
-    used = ledger[list(dict.fromkeys([key, "usage_id", "currency", "cost", *SUM_COLUMNS]))]
+    keep = [key, *counts.run_columns(ledger), "currency", "cost", *SUM_COLUMNS]
+    used = ledger[list(dict.fromkeys(keep))]
     for value, group in used.groupby(key, sort=True, dropna=False):
         row: dict[str, Any] = {
             key: str(value),
             **{c: _round(group[c].sum()) for c in SUM_COLUMNS if c != "it_energy_kwh"},
         }
         row["cost"] = _cost(group)
-        row["jobs"] = int(group["usage_id"].nunique())
+        row["jobs"] = counts.runs(group)
         row["share_of_energy"] = (
             _round(group["facility_energy_kwh"].sum() / total_kwh) if total_kwh > 0 else 0.0
         )
@@ -93,13 +94,11 @@ def _energy_methods(ledger: pd.DataFrame) -> dict[str, float]:
 
 def _gpu_energy(ledger: pd.DataFrame) -> dict[str, Any]:
     """How the cluster GPUs' IT energy was obtained: DCGM telemetry, node counters or the model."""
-    used = ["gpu_energy_kwh", "gpu_energy_telemetry_kwh", "energy_method",
-            "telemetry_coverage_ratio", "usage_id"]  # fmt: skip
-    cluster = ledger.loc[ledger["scope"] == "2", used]
+    cluster = ledger.loc[ledger["scope"] == "2"]
     total = float(cluster["gpu_energy_kwh"].sum())
     telemetry = float(cluster["gpu_energy_telemetry_kwh"].fillna(0.0).sum())
     node = float(cluster.loc[cluster["energy_method"] == "measured", "gpu_energy_kwh"].sum())
-    covered = cluster.loc[cluster["telemetry_coverage_ratio"].fillna(0) > 0, "usage_id"].nunique()
+    covered = counts.telemetry_runs(cluster)
     return {
         "it_kwh": _round(total),
         "telemetry_kwh": _round(telemetry),
@@ -160,7 +159,7 @@ def factor_usage(ledger: pd.DataFrame) -> pd.Series:
     """Ledger rows referencing each factor id (ids joined by ';' count for each)."""
     rows: dict[str, int] = {}
     for column in FACTOR_ID_COLUMNS:  # a few distinct texts per column: split those, not rows
-        for text, count in ledger[column].value_counts().items():
+        for text, count in counts.rows_per_value(ledger, column).items():
             for factor_id in str(text).split(";"):
                 rows[factor_id] = rows.get(factor_id, 0) + int(count)
     return pd.Series(rows, dtype="int64").sort_values(ascending=False, kind="stable")
@@ -195,21 +194,21 @@ def defaults_used(ledger: pd.DataFrame, register: list[dict[str, Any]]) -> list[
         if f["is_default"]
     ]
     notes: dict[str, int] = {}
-    for text, count in ledger["energy_note"].value_counts().items():  # split distinct notes
+    for text, count in counts.rows_per_value(ledger, "energy_note").items():  # distinct notes
         for note in str(text).split("; "):
             notes[note] = notes.get(note, 0) + int(count)
     for text, rows in sorted(notes.items()):
         if text.startswith("measured "):
             text = "measured energy rejected as implausible, modelled instead"
         found.append({"what": "energy", "value": text, "rows": int(rows), "why": "see methodology"})
-    uncosted = ledger.loc[ledger["cost_basis"] == "none", ["site"]]
+    uncosted = ledger.loc[ledger["cost_basis"] == "none"]
     if not uncosted.empty:
         sites = ", ".join(sorted(uncosted["site"].unique()))
         found.append(
             {
                 "what": "cost",
                 "value": "not costed",
-                "rows": len(uncosted),
+                "rows": counts.rows(uncosted),
                 "why": f"no rate card configured for site(s) {sites}",
             }
         )

@@ -12,6 +12,7 @@ from typing import Any
 
 import pandas as pd
 
+from reporting import counts
 from reporting.config import UNALLOCATED
 from reporting.energy import ENERGY_METHODS
 from reporting.summary import Period
@@ -33,7 +34,7 @@ def cloud_block(
     billing file (all days); `intake`: the per-file records with `cost_in`."""
     cloud = ledger[ledger["scope"] == "3.1"]
     return {
-        "lines": int(cloud["usage_id"].str.split("#").str[0].nunique()),
+        "lines": counts.billing_lines(cloud),
         "cost_basis": sorted(cloud["cost_basis"].dropna().unique().tolist()),
         "by_provider": _by_provider(cloud),
         "by_category": _by_category(cloud),
@@ -55,7 +56,7 @@ def _by_provider(cloud: pd.DataFrame) -> list[dict[str, Any]]:
         rows.append({
             "provider": str(provider), "currency": str(currency),
             "cost": _r(group["cost"].sum()),
-            "lines": int(group["usage_id"].str.split("#").str[0].nunique()),
+            "lines": counts.billing_lines(group),
             "facility_energy_kwh": _r(group["facility_energy_kwh"].sum()),
             "co2e_location_kg": _r(group["co2e_location_kg"].sum()),
             "co2e_market_kg": _r(group["co2e_market_kg"].sum()),
@@ -67,13 +68,11 @@ def _by_provider(cloud: pd.DataFrame) -> list[dict[str, Any]]:
 
 def _by_category(cloud: pd.DataFrame) -> list[dict[str, Any]]:
     """Cost per charge category and currency, with the number of billing lines behind it."""
-    lines = cloud["usage_id"].str.split("#").str[0]  # a shared line split over teams is one line
-    frame = cloud.assign(line_id=lines)
     rows = []
-    for (category, currency), group in frame.groupby(["charge_category", "currency"], sort=True):
+    for (category, currency), group in cloud.groupby(["charge_category", "currency"], sort=True):
         rows.append({
             "charge_category": str(category), "currency": str(currency),
-            "cost": _r(group["cost"].sum()), "rows": int(group["line_id"].nunique()),
+            "cost": _r(group["cost"].sum()), "rows": counts.billing_lines(group),
         })  # fmt: skip
     return rows
 

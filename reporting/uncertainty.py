@@ -91,55 +91,111 @@ def _pue_cases(
     return np.maximum(low, 1.0), high
 
 
+MEASURES = ("it_energy_kwh", "gpu_energy_kwh", "facility_energy_kwh", "co2e_location_kg",
+            "co2e_market_kg", "co2e_embodied_kg")  # fmt: skip
+
+
+def _filled(values: np.ndarray) -> np.ndarray:
+    return np.where(np.isnan(values), 0.0, values)
+
+
+def _arrays(rows: pd.DataFrame) -> dict[str, np.ndarray]:
+    """The measures as float arrays (missing: NaN) and the scope masks: the cases below are
+    worked out many times per row, where pandas' per-operation cost would dominate."""
+    found = {c: rows[c].to_numpy(dtype=float, na_value=np.nan) for c in MEASURES}
+    for name, scope in (("s2", "2"), ("s31", "3.1")):
+        found[name] = (rows["scope"] == scope).to_numpy(dtype=bool, na_value=False)
+    return found
+
+
 def _figures(
-    rows: pd.DataFrame, facility: pd.Series, grid: float, embodied: float
+    rows: dict[str, np.ndarray], facility: np.ndarray, grid: float, embodied: float
 ) -> dict[str, float]:
     """KPI figures when each row's facility energy is `facility` and factors are scaled."""
-    ratio = (facility / rows["facility_energy_kwh"]).where(rows["facility_energy_kwh"] > 0, 1.0)
-    location = rows["co2e_location_kg"].fillna(0) * ratio * grid
-    market = rows["co2e_market_kg"].fillna(0) * ratio * grid
-    s2, s31 = rows["scope"] == "2", rows["scope"] == "3.1"
+    measured = rows["facility_energy_kwh"]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = np.where(measured > 0, facility / measured, 1.0)
+    location = _filled(rows["co2e_location_kg"]) * ratio * grid
+    market = _filled(rows["co2e_market_kg"]) * ratio * grid
+    s2, s31 = rows["s2"], rows["s31"]
     return {
-        "facility_energy_kwh": float(facility.sum()),
-        "scope2_location_kg": float(location[s2].sum()),
-        "scope2_market_kg": float(market[s2].sum()),
-        "scope31_location_kg": float(location[s31].sum()),
-        "scope31_market_kg": float(market[s31].sum()),
-        "co2e_location_kg": float(location.sum()),
-        "co2e_market_kg": float(market.sum()),
-        "co2e_embodied_kg": float(rows["co2e_embodied_kg"].fillna(0).sum() * embodied),
+        "facility_energy_kwh": float(np.nansum(facility)),
+        "scope2_location_kg": float(np.nansum(location[s2])),
+        "scope2_market_kg": float(np.nansum(market[s2])),
+        "scope31_location_kg": float(np.nansum(location[s31])),
+        "scope31_market_kg": float(np.nansum(market[s31])),
+        "co2e_location_kg": float(np.nansum(location)),
+        "co2e_market_kg": float(np.nansum(market)),
+        "co2e_embodied_kg": float(np.nansum(_filled(rows["co2e_embodied_kg"])) * embodied),
     }
 
 
 def _scenario(
-    rows: pd.DataFrame, cases: dict[str, Any], choice: dict[str, str]
+    rows: dict[str, np.ndarray], cases: dict[str, Any], choice: dict[str, str]
 ) -> dict[str, float]:
     """Figures with each parameter at `choice[name]` ('low', 'central' or 'high')."""
-    it = rows["it_energy_kwh"].fillna(0) + rows["gpu_energy_kwh"].fillna(0) * (
+    it_kwh = _filled(rows["it_energy_kwh"])
+    it = it_kwh + _filled(rows["gpu_energy_kwh"]) * (
         cases["utilisation"][choice["utilisation"]] - 1
     )
     pue = cases["pue"][choice["pue"]]
-    facility = (it * pue).where(rows["it_energy_kwh"].fillna(0) > 0, rows["facility_energy_kwh"])
-    return _figures(rows, facility.fillna(0), cases["grid"][choice["grid"]],
+    facility = np.where(it_kwh > 0, it * pue, rows["facility_energy_kwh"])
+    return _figures(rows, _filled(facility), cases["grid"][choice["grid"]],
                     cases["embodied"][choice["embodied"]])  # fmt: skip
+
+
+def scenario_figures(
+    rows: pd.DataFrame, register: list[Mapping[str, Any]]
+) -> dict[str, dict[str, float]]:
+    """The KPI figures (unrounded sums) of every case `ranges` shows: central, all low, all
+    high, and each parameter low and high alone (`pue:low`, ...). Sums: the figures of a ledger
+    read in parts add up (`added`)."""
+    values = _factor_values(register)
+    pue_low, pue_high = _pue_cases(rows, register)
+    util = _util_scale(rows, values).to_numpy(dtype=float)
+    central_pue = rows["pue"].fillna(1.0).to_numpy(dtype=float)
+    cases = {
+        "pue": {
+            "low": np.asarray(pue_low, dtype=float),
+            "central": central_pue,
+            "high": pue_high.to_numpy(dtype=float),
+        },
+        "utilisation": {"low": util, "central": np.ones(len(util)), "high": np.ones(len(util))},
+        "grid": {"low": 1 - GRID_RELATIVE, "central": 1.0, "high": 1 + GRID_RELATIVE},
+        "embodied": {"low": EMBODIED_LOW_SCALE, "central": 1.0, "high": 1.0},
+    }
+    names = [p[0] for p in PARAMETERS]
+    arrays = _arrays(rows)
+    figures = {
+        "central": _figures(arrays, _filled(arrays["facility_energy_kwh"]), 1.0, 1.0),
+        "low": _scenario(arrays, cases, dict.fromkeys(names, "low")),
+        "high": _scenario(arrays, cases, dict.fromkeys(names, "high")),
+    }
+    for name in names:
+        if name == "embodied":
+            continue  # the service life moves only the embodied allocation, not the tornado's KPI
+        one = dict.fromkeys(names, "central")
+        for end in ("low", "high"):
+            figures[f"{name}:{end}"] = _scenario(arrays, cases, {**one, name: end})
+    return figures
+
+
+def added(
+    first: dict[str, dict[str, float]], second: dict[str, dict[str, float]]
+) -> dict[str, dict[str, float]]:
+    """The figures of two parts of a ledger together."""
+    return {case: {k: v + second[case][k] for k, v in kpis.items()} for case, kpis in first.items()}
 
 
 def ranges(rows: pd.DataFrame, register: list[Mapping[str, Any]]) -> dict[str, Any]:
     """`kpis` with low/central/high, `tornado` for the total location-based emissions, and
     the `parameters` with their ranges (documented in the methodology)."""
-    values = _factor_values(register)
-    pue_low, pue_high = _pue_cases(rows, register)
-    util = _util_scale(rows, values)
-    cases = {
-        "pue": {"low": pue_low, "central": rows["pue"].fillna(1.0), "high": pue_high},
-        "utilisation": {"low": util, "central": util * 0 + 1.0, "high": util * 0 + 1.0},
-        "grid": {"low": 1 - GRID_RELATIVE, "central": 1.0, "high": 1 + GRID_RELATIVE},
-        "embodied": {"low": EMBODIED_LOW_SCALE, "central": 1.0, "high": 1.0},
-    }
-    names = [p[0] for p in PARAMETERS]
-    central = _figures(rows, rows["facility_energy_kwh"].fillna(0), 1.0, 1.0)
-    low = _scenario(rows, cases, dict.fromkeys(names, "low"))
-    high = _scenario(rows, cases, dict.fromkeys(names, "high"))
+    return ranges_of(scenario_figures(rows, register))
+
+
+def ranges_of(figures: dict[str, dict[str, float]]) -> dict[str, Any]:
+    """`ranges` from the figures of `scenario_figures` (of a whole ledger, or added parts)."""
+    central, low, high = figures["central"], figures["low"], figures["high"]
     return {
         "parameters": [{"name": n, "label": label, "range": text} for n, label, text in PARAMETERS],
         "kpis": [
@@ -153,20 +209,18 @@ def ranges(rows: pd.DataFrame, register: list[Mapping[str, Any]]) -> dict[str, A
             }
             for k, label, unit in KPIS
         ],
-        "tornado": _tornado(rows, cases, names, central[TORNADO_KPI]),
+        "tornado": _tornado(figures),
     }
 
 
-def _tornado(
-    rows: pd.DataFrame, cases: dict[str, Any], names: list[str], central: float
-) -> dict[str, Any]:
+def _tornado(figures: dict[str, dict[str, float]]) -> dict[str, Any]:
     bars = []
     for name, label, _ in PARAMETERS:
         if name == "embodied":
             continue  # the service life moves only the embodied allocation, not this KPI
-        one = {n: "central" for n in names}
-        low = _scenario(rows, cases, {**one, name: "low"})[TORNADO_KPI]
-        high = _scenario(rows, cases, {**one, name: "high"})[TORNADO_KPI]
+        low = figures[f"{name}:low"][TORNADO_KPI]
+        high = figures[f"{name}:high"][TORNADO_KPI]
         bars.append({"parameter": label, "low": round(low, 6), "high": round(high, 6)})
     bars.sort(key=lambda b: -abs(b["high"] - b["low"]))
+    central = figures["central"][TORNADO_KPI]
     return {"kpi": TORNADO_KPI, "central": round(central, 6), "bars": bars}

@@ -1,0 +1,261 @@
+"""The period's ledger for the report, read one day partition at a time and grouped.
+
+The report's sections group and sum (kWh, kg CO2e, cost, GPU-hours per team, site, month...).
+So each day's rows are grouped by every column a section groups by, filters on or lists (DIMS),
+summing the additive figures, and the small per-day groups are concatenated: the sections run
+on that rollup as on the rows and give the same figures, and memory holds one day's rows at a
+time instead of the period's (1.1 GB per million rows). What does not add up is prepared per
+row before grouping:
+- distinct runs and billing lines: counts.py (RUNS on a run's first row in the period, found
+  with `_FirstRows`);
+- the model cards' measured idle energy and telemetry-covered GPU-hours: per-row products
+  (quarterly_tables.idle_products), summed;
+- the uncertainty ranges recompute every row under other PUE, utilisation and grid cases:
+  their KPI figures are sums, worked out per day and added (uncertainty.scenario_figures).
+Groups keep the order in which their first row appears (days in order, `sort=False`), so a
+section that takes the first value of a column (location_table's grid factor id) finds the
+one the rows would give.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from reporting import counts, quarterly, uncertainty
+from reporting import ledger as store
+from reporting.quarterly_tables import IDLE_SUMS, idle_products
+from reporting.summary import FACTOR_ID_COLUMNS
+
+DIMS = [
+    "day", "team", "model", "phase", "site", "scope", "provider", "charge_category", "currency",
+    "cost_basis", "energy_method", "energy_note", "region", "gpu_type", "pue",
+    "grid_intensity_g_per_kwh", "market_intensity_g_per_kwh", *FACTOR_ID_COLUMNS, "run_id",
+    "source_file",
+]  # fmt: skip
+SUMS = [
+    "it_energy_kwh", "facility_energy_kwh", "co2e_location_kg", "co2e_market_kg",
+    "co2e_embodied_kg", "gpu_hours", "cost", "gpu_energy_kwh", "gpu_energy_telemetry_kwh",
+    *IDLE_SUMS,
+]  # fmt: skip
+COUNTS = [counts.ROWS, counts.RUNS, counts.TELEMETRY_RUNS, counts.BILLING_LINES]
+FLOAT_DIMS = ["pue", "grid_intensity_g_per_kwh", "market_intensity_g_per_kwh"]
+TEXT_DIMS = [c for c in DIMS if c not in ("day", "region", "gpu_type", *FLOAT_DIMS)]
+# Read per row (decoded): the report keys, the uncertainty cases, the idle products, counting.
+PER_ROW = [
+    "scope", "gpu_model", "grid_zone", "n_gpus", "pue", "pue_factor_id", "gpu_util_factor_id",
+    "energy_method", "gpu_power_factor_id", "idle_gpu_energy_kwh", "grid_intensity_g_per_kwh",
+    "market_intensity_g_per_kwh", "gpu_hours", "telemetry_coverage_ratio", *uncertainty.MEASURES,
+]  # fmt: skip
+MEASURED = [c for c in SUMS if c not in IDLE_SUMS]
+READ = list(dict.fromkeys([*TEXT_DIMS, *FLOAT_DIMS, *PER_ROW, *MEASURED, "usage_id", "ended_at"]))
+DICTIONARY = list(dict.fromkeys([*TEXT_DIMS, "gpu_model", "grid_zone"]))
+# Every day of the ledger, for the comparisons, trailing quarters and cost reconciliation.
+HISTORY_DIMS = [
+    "day", "currency", "scope", "energy_method", "grid_factor_id", "grid_intensity_g_per_kwh",
+    "market_factor_id", "market_intensity_g_per_kwh", "pue_factor_id", "pue",
+]  # fmt: skip
+HISTORY_SUMS = [
+    "facility_energy_kwh", "co2e_location_kg", "co2e_market_kg", "co2e_embodied_kg",
+    "gpu_hours", "cost",
+]  # fmt: skip
+HELD = ["source_file", "currency", "cost_basis", "scope"]  # billing rows' cost, all days
+NEVER = np.iinfo(np.int64).max  # the end of a run without one: it may go on
+DAY_MS = 86_400_000
+
+
+@dataclass(frozen=True)
+class Rollup:
+    rows: pd.DataFrame  # the period's ledger grouped by DIMS: SUMS, COUNTS, n_gpus (max)
+    uncertainty: dict[str, dict[str, float]]  # uncertainty.scenario_figures of the period
+    history: pd.DataFrame  # every day grouped by HISTORY_DIMS: HISTORY_SUMS
+    held: pd.DataFrame  # Scope 3.1 rows of every day grouped by HELD: cost
+
+
+class _FirstRows:
+    """Which rows are the first of their key (a usage id, a billing line) in the days read so
+    far. Only keys whose run may still have rows on a later day are remembered (those ending
+    after the day, or without an end), so the memory is the runs that span midnight."""
+
+    def __init__(self) -> None:
+        self._keys = pa.array([], pa.string())
+        self._ends = np.empty(0, np.int64)  # each key's latest end, ms since the epoch
+
+    def first(self, keys: pa.Array, ends: np.ndarray, midnight: int) -> np.ndarray:
+        open_now = self._ends >= midnight
+        self._keys, self._ends = self._keys.filter(pa.array(open_now)), self._ends[open_now]
+        codes = pc.dictionary_encode(keys).indices.to_numpy()
+        first = np.zeros(len(keys), dtype=bool)
+        first[np.unique(codes, return_index=True)[1]] = True
+        first &= ~pc.is_in(keys, value_set=self._keys).to_numpy(zero_copy_only=False)
+        going_on = ends >= midnight + DAY_MS
+        if going_on.any():
+            both = pa.table({
+                "key": pa.concat_arrays([self._keys, keys.filter(pa.array(going_on))]),
+                "end": np.concatenate([self._ends, ends[going_on]]),
+            })  # fmt: skip
+            latest = both.group_by("key", use_threads=False).aggregate([("end", "max")])
+            self._keys = latest.column("key").combine_chunks()
+            self._ends = latest.column("end_max").to_numpy()
+        return first
+
+
+def _milliseconds(column: pa.ChunkedArray) -> np.ndarray:
+    """Timestamps as ms since the epoch, missing ones NEVER."""
+    stamps = pc.cast(column, pa.timestamp("ms", tz="UTC")).cast(pa.int64())
+    return pc.fill_null(stamps, NEVER).to_numpy()
+
+
+@dataclass
+class _Counters:
+    runs: _FirstRows
+    telemetry: _FirstRows
+    lines: _FirstRows
+
+    def flags(self, table: pa.Table, rows: pd.DataFrame, day: date) -> dict[str, np.ndarray]:
+        """COUNTS per row: 1 on the first row of a run, of a covered run, of a billing line."""
+        midnight = int(pd.Timestamp(day, tz="UTC").value // 10**6)
+        ids = pc.fill_null(table.column("usage_id"), "").combine_chunks()
+        ends = _milliseconds(table.column("ended_at"))
+        scope = rows["scope"]
+        covered = ((scope == "2") & (rows["telemetry_coverage_ratio"].fillna(0) > 0)).to_numpy()
+        cloud = (scope == "3.1").to_numpy()
+        telemetry, lines = np.zeros(len(rows), bool), np.zeros(len(rows), bool)
+        if covered.any():
+            telemetry[covered] = self.telemetry.first(ids.filter(pa.array(covered)), ends[covered], midnight)  # fmt: skip
+        if cloud.any():
+            line_ids = pc.list_element(pc.split_pattern(ids.filter(pa.array(cloud)), "#"), 0)
+            lines[cloud] = self.lines.first(line_ids, ends[cloud], midnight)
+        return {
+            counts.ROWS: np.ones(len(rows), np.int64),
+            counts.RUNS: self.runs.first(ids, ends, midnight).astype(np.int64),
+            counts.TELEMETRY_RUNS: telemetry.astype(np.int64),
+            counts.BILLING_LINES: lines.astype(np.int64),
+        }
+
+
+def _codes(column: pa.Array | pd.Series) -> np.ndarray:
+    """A code per row for its value, missing values one code of their own."""
+    if isinstance(column, pa.DictionaryArray):  # the file's own dictionary, no text hashed
+        return pc.fill_null(column.indices, -1).to_numpy()
+    if isinstance(column, pa.Array):
+        column = column.to_numpy(zero_copy_only=False)
+    return pd.factorize(column, use_na_sentinel=False)[0]
+
+
+def _group_ids(columns: list[pa.Array | pd.Series]) -> np.ndarray:
+    """A group number per row for its combination of values, numbered in the order the
+    groups' first rows appear."""
+    ids = np.zeros(len(columns[0]), dtype=np.int64)
+    for column in columns:
+        codes = _codes(column).astype(np.int64)
+        ids = pd.factorize(ids * (int(codes.max(initial=0)) + 2) + codes + 1)[0]
+    return ids
+
+
+def _sums(values: pd.DataFrame, ids: np.ndarray, sums: list[str], extra: list[str]) -> list[pd.DataFrame]:  # fmt: skip
+    """Per group (ids 0..n): `sums` (missing when all rows are: min_count=1, as the rows'
+    `notna` filters expect), `extra` counts summed and n_gpus the largest."""
+    grouped = values.groupby(ids)
+    parts = [grouped[sums].sum(min_count=1)]
+    if extra:
+        parts.append(grouped[[c for c in extra if c != "n_gpus"]].sum())
+        parts.append(grouped[["n_gpus"]].max())
+    return [p.reset_index(drop=True) for p in parts]
+
+
+def _grouped(frame: pd.DataFrame, dims: list[str], sums: list[str]) -> pd.DataFrame:
+    """`frame`'s `sums` per distinct `dims`, in order of first appearance (missing values a
+    group of their own)."""
+    ids = _group_ids([frame[c] for c in dims])
+    firsts = np.unique(ids, return_index=True)[1]
+    keys = frame[dims].iloc[firsts].reset_index(drop=True)
+    return pd.concat([keys, *_sums(frame[sums], ids, sums, [])], axis=1)
+
+
+def _decoded(table: pa.Table, text: list[str] | None = None) -> pd.DataFrame:
+    """The table as pandas, the dictionary columns in `text` (default: all) as text, the
+    others as categoricals (enough for comparing and mapping per distinct value)."""
+    columns = [
+        c.cast(c.type.value_type)
+        if pa.types.is_dictionary(c.type) and (text is None or name in text)
+        else c
+        for name, c in zip(table.column_names, table.columns, strict=True)
+    ]  # fmt: skip
+    return pa.table(columns, names=table.column_names).to_pandas()
+
+
+def _day(table: pa.Table, day: date, register: list[dict[str, Any]], counters: _Counters) -> tuple[pd.DataFrame, dict[str, dict[str, float]]]:  # fmt: skip
+    """One day's rollup and uncertainty figures."""
+    rows = _decoded(table.select(PER_ROW), ["gpu_model", "grid_zone"])  # report keys: text
+    figures = uncertainty.scenario_figures(rows, register)
+    keyed = quarterly.with_report_keys(rows)
+    values = pd.DataFrame({
+        **{c: table.column(c).to_numpy() for c in MEASURED}, **idle_products(keyed),
+        **counters.flags(table, rows, day), "n_gpus": rows["n_gpus"].to_numpy(),
+    })  # fmt: skip
+    dims = [table.column(c).chunk(0) if table.num_rows else table.column(c).combine_chunks()
+            for c in [*TEXT_DIMS, *FLOAT_DIMS]]  # fmt: skip
+    ids = _group_ids([*dims, keyed["region"], keyed["gpu_type"]])
+    firsts = np.unique(ids, return_index=True)[1]
+    keys = _decoded(table.select([*TEXT_DIMS, *FLOAT_DIMS]).take(firsts))
+    keys["day"] = pd.Series([day] * len(firsts), dtype=object)
+    keys["region"] = keyed["region"].iloc[firsts].to_numpy()
+    keys["gpu_type"] = keyed["gpu_type"].iloc[firsts].to_numpy()
+    frame = pd.concat([keys[DIMS], *_sums(values, ids, SUMS, [*COUNTS, "n_gpus"])], axis=1)
+    return frame, figures
+
+
+def register_of(factors: pd.DataFrame) -> list[dict[str, Any]]:
+    """The factor table as summary.factor_register lists it, every factor (not only those
+    used): uncertainty looks up the values and default PUEs of the ids the rows name."""
+    ordered = factors.sort_values(["kind", "factor_id"])
+    return [{**row, "is_default": bool(row["is_default"])} for row in ordered.to_dict("records")]
+
+
+def _history(rows: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """One day's history and held (Scope 3.1) cost groups (of its rows or its rollup)."""
+    held = _grouped(rows[rows["scope"] == "3.1"], HELD, ["cost"])
+    return _grouped(rows, HISTORY_DIMS, HISTORY_SUMS), held
+
+
+def _other_days(root: Path, start: date, end: date) -> Iterator[tuple[date, pd.DataFrame]]:
+    """The rows of the days outside start..end, the history's columns only."""
+    columns = list(dict.fromkeys([*HISTORY_DIMS, *HISTORY_SUMS, *HELD]))
+    if start > date.min:
+        yield from store.read_days(root, date.min, start - timedelta(days=1), columns)
+    if end < date.max:
+        yield from store.read_days(root, end + timedelta(days=1), date.max, columns)
+
+
+def read(root: Path, start: date, end: date, factors: pd.DataFrame) -> Rollup:
+    """The rollup of days start..end (inclusive), with every day's history; each partition
+    read once."""
+    register = register_of(factors)
+    counters = _Counters(_FirstRows(), _FirstRows(), _FirstRows())
+    frames, figures = [], None
+    earlier: list[tuple[pd.DataFrame, pd.DataFrame]] = []
+    later: list[tuple[pd.DataFrame, pd.DataFrame]] = []
+    for day, rows in _other_days(root, start, end):
+        (earlier if day < start else later).append(_history(rows))
+    for day, table in store.read_day_tables(root, start, end, READ, DICTIONARY):
+        frame, found = _day(table, day, register, counters)
+        frames.append(frame)
+        figures = found if figures is None else uncertainty.added(figures, found)
+    if not frames:
+        empty = pa.Table.from_pandas(store.empty_rows(READ), preserve_index=False)
+        frame, figures = _day(empty, start, register, counters)
+        frames.append(frame)
+    rows = pd.concat(frames, ignore_index=True)
+    days = [*earlier, _history(rows), *later]  # the period's groups, grouped further
+    history = pd.concat([h for h, _ in days], ignore_index=True)
+    held = pd.concat([h for _, h in days], ignore_index=True)
+    return Rollup(rows, figures, history, held)
