@@ -15,13 +15,18 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
 import pyarrow.compute as pc
 
 from reporting.ingest import slurm_values as sv
 from reporting.ingest.limits import DEFAULT_LIMITS, Limits
-from reporting.ingest.line_columns import TEXT
 from reporting.ingest.lines import FileProblem, Span, quarantine_all, split_delimited
+from reporting.ingest.slurm_runs import (
+    FINAL_STATES,
+    drop_superseded,
+    mask,
+    text_array,
+    with_run_keys,
+)
 from reporting.schema import CARRIED, empty_quarantine, empty_usage, quarantine_frame
 
 # sacct field name (lower-case) → our column name. Only these fields are used.
@@ -51,22 +56,6 @@ FIELDS = {
     "consumedenergyraw": "consumed_energy_raw",
 }
 REQUIRED = ("job_id", "state", "start", "end", "elapsed")
-# States of runs that are over; anything else (RUNNING, PENDING, ...) is counted, not attributed.
-FINAL_STATES = frozenset(
-    [
-        "COMPLETED",
-        "FAILED",
-        "TIMEOUT",
-        "CANCELLED",
-        "OUT_OF_MEMORY",
-        "NODE_FAIL",
-        "PREEMPTED",
-        "BOOT_FAIL",
-        "DEADLINE",
-        "REVOKED",
-        "REQUEUED",
-    ]
-)
 # Fields copied into usage rows as they are printed.
 PASSED_THROUGH = ["job_id", "partition", "user", "account", "job_name", "comment", "wckey"]
 PASSED_THROUGH += ["node_list", "raw"]
@@ -117,7 +106,7 @@ def read_slurm(
         usages.append(usage)
         quarantines.append(quarantine)
     usage = pd.concat(usages, ignore_index=True) if usages else empty_usage()
-    usage, duplicates = _drop_superseded(usage)
+    usage, duplicates = drop_superseded(usage)
     quarantine = (
         pd.concat([*quarantines, duplicates], ignore_index=True)
         if quarantines
@@ -145,7 +134,7 @@ def _canonical(records: pd.DataFrame) -> pd.DataFrame:
 def _jobs_with_steps(
     records: pd.DataFrame, source_file: str, site: str, timezone: str, resolve_gpu: GpuResolver
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    records, is_step = _with_run_keys(records)
+    records, is_step = with_run_keys(records)
     jobs, job_problems = _parse_jobs(records[~is_step], site, timezone, resolve_gpu)
     steps, step_problems = _parse_steps(records[is_step])
     accepted_keys = set(jobs.loc[job_problems["check"].isna(), "run_key"])
@@ -185,35 +174,6 @@ def _carried(
     own &= step_problems["check"] == "job_quarantined"
     runs = _merge_steps(jobs[bad], steps[own], source_file, site)
     return [{"usage": run} for run in runs.drop(columns="raw").to_dict("records")]
-
-
-def _with_run_keys(records: pd.DataFrame) -> tuple[pd.DataFrame, pd.Series]:
-    """Key each line by its run: a step belongs to the last job line with its id above it.
-    Returns the records in line order with an integer `run_key`, and which lines are steps.
-
-    With `sacct --duplicates` a requeued job prints several job lines with the same JobID, each
-    followed by its own `.batch`/`.extern` steps, so the id alone does not say which run a step
-    belongs to. Steps printed before any job line of a requeued id get run number 0 (orphans).
-    """
-    ordered = records if records["line"].is_monotonic_increasing else records.sort_values("line")
-    job_ids = _text(ordered["job_id"])
-    parent_id = pc.list_element(pc.split_pattern(job_ids, ".", max_splits=1), 0)
-    parent = pd.Series(pc.dictionary_encode(parent_id).indices.to_numpy(), index=ordered.index)
-    is_step = pd.Series(_mask(pc.match_substring(job_ids, ".")), index=ordered.index)
-    is_job = ~is_step
-    run_number = is_job.astype("int64").groupby(parent).cumsum()
-    # An id with a single run owns its steps wherever they are printed (order-independent).
-    single_run = is_job.groupby(parent).transform("sum") == 1
-    run_number = run_number.where(~single_run, 1)
-    return ordered.assign(run_key=parent * (len(ordered) + 1) + run_number), is_step
-
-
-def _text(column: pd.Series) -> pa.Array:
-    return pa.array(column, type=TEXT, from_pandas=True)
-
-
-def _mask(values: pa.Array) -> np.ndarray:
-    return np.asarray(values.to_numpy(zero_copy_only=False), dtype=bool)
 
 
 def _problems(index: pd.Index) -> pd.DataFrame:
@@ -309,8 +269,8 @@ def _parse_steps(steps: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     problems = _problems(steps.index)
     usage_tres = sv.tres_values(steps["tres_usage_in_tot"], ["mem", "gres/gpuutil"])
     alloc_tres = sv.tres_values(steps["alloc_tres"], ["gres/gpu"])
-    step_name = pc.list_element(pc.split_pattern(_text(steps["job_id"]), ".", max_splits=1), 1)
-    out = steps.assign(is_extern=_mask(pc.equal(step_name, "extern")))
+    step_name = pc.list_element(pc.split_pattern(text_array(steps["job_id"]), ".", max_splits=1), 1)
+    out = steps.assign(is_extern=mask(pc.equal(step_name, "extern")))
     max_rss_gb, bad = sv.parse_memory_gb(steps["max_rss"], 1.0, 1.0)
     _unparseable(problems, steps, "max_rss", "MaxRSS", bad)
     # MaxRSS is the largest single task; TRESUsageInTot mem= adds the step's tasks up, which is
@@ -405,32 +365,3 @@ def _quarantine_rows(frame: pd.DataFrame, problems: pd.DataFrame, source_file: s
         check=problems.loc[bad, "check"].tolist(),
         reason=problems.loc[bad, "reason"].tolist(),
     )
-
-
-def _drop_superseded(usage: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """One row per run: a job seen in several dumps keeps its most final, latest record.
-
-    Overlapping nightly dumps print a job as RUNNING one night and COMPLETED the next; the
-    earlier record is superseded (quarantined as `duplicate`, with its job and step lines).
-    """
-    if usage.empty:
-        return usage, empty_quarantine()
-    ranked = usage.assign(
-        _final=usage["state"].isin(FINAL_STATES),
-        _end=usage["ended_at"],
-    ).sort_values(["usage_id", "_final", "_end", "source_file", "line"], na_position="first")
-    keep = ~ranked.duplicated("usage_id", keep="last")
-    dropped = ranked[~keep]
-    kept_line = ranked[keep].set_index("usage_id")[["source_file", "line"]]
-    where = dropped["usage_id"].map(
-        lambda u: f"{kept_line.at[u, 'source_file']}:{kept_line.at[u, 'line']}"
-    )
-    rows = dropped.loc[dropped.index.repeat(dropped["lines_merged"])]
-    quarantine = quarantine_frame(
-        source_file=rows["source_file"].tolist(),
-        line=rows["line"].tolist(),
-        raw=rows["raw"].tolist(),
-        check="duplicate",
-        reason=("superseded by the record at " + where.loc[rows.index]).tolist(),
-    )
-    return ranked[keep].drop(columns=["_final", "_end"]).sort_index(), quarantine
