@@ -89,7 +89,8 @@ def _with_general(
     """Fill the cells not read the fast way from the general parser."""
     if not fast.all():
         other = ~fast
-        general_values, general_bad = general(text[other])
+        # As Python strings: pandas' .str methods on Arrow text use RE2, where \d is ASCII only.
+        general_values, general_bad = general(text[other].astype(object))
         values[other] = general_values.to_numpy()
         unparseable[other] = general_bad.to_numpy(dtype=bool)
     return pd.Series(values, index=text.index), pd.Series(unparseable, index=text.index)
@@ -192,7 +193,7 @@ def parse_local_time(text: pd.Series, timezone: str) -> tuple[pd.Series, pd.Seri
         if not (other := ~(timed | blank)).any():
             blank = pd.Series(blank, index=text.index)
         else:
-            other_text, other_blank = general_time_text(text[other])
+            other_text, other_blank = general_time_text(text[other].astype(object))
             normalised[other] = other_text.to_numpy(dtype=object)
             blank[other] = other_blank.to_numpy(dtype=bool)
             blank = pd.Series(blank, index=text.index)
