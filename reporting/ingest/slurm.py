@@ -56,6 +56,7 @@ FIELDS = {
     "consumedenergyraw": "consumed_energy_raw",
 }
 REQUIRED = ("job_id", "state", "start", "end", "elapsed")
+USED = {*FIELDS.values(), "line", "raw"}
 # Fields copied into usage rows as they are printed.
 PASSED_THROUGH = ["job_id", "partition", "user", "account", "job_name", "comment", "wckey"]
 PASSED_THROUGH += ["node_list", "raw"]
@@ -128,7 +129,8 @@ def _canonical(records: pd.DataFrame) -> pd.DataFrame:
     for column in FIELDS.values():
         if column not in frame.columns:
             frame[column] = ""
-    return frame.loc[:, ~frame.columns.duplicated()]
+    frame = frame.loc[:, ~frame.columns.duplicated()]
+    return frame[[c for c in frame.columns if c in USED]]  # fewer columns to filter and copy
 
 
 def _jobs_with_steps(

@@ -211,6 +211,14 @@ def tres_values(text: pd.Series, keys: list[str]) -> dict[str, pd.Series]:
     table = parse_tres(text) if column is None else None
     if table is not None:
         return {key: table[key] for key in keys if key in table.columns}
+    encoded = pc.dictionary_encode(column)
+    if 2 * len(encoded.dictionary) < len(column):  # AllocTRES repeats: read each list once
+        distinct = tres_values(pd.Series(pd.arrays.ArrowExtensionArray(encoded.dictionary)), keys)
+        positions = encoded.indices.to_numpy()
+        return {
+            key: pd.Series(values.to_numpy(dtype=object)[positions], index=text.index, dtype="str")
+            for key, values in distinct.items()
+        }
     simple = _mask(pc.match_substring_regex(column, _SIMPLE_TRES))
     simple &= ~_mask(pc.match_substring_regex(column, _GPU_TYPE_KEY))
     others = _general_pairs(column, ~simple)
