@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pandas as pd
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from reporting.ingest.limits import Limits
@@ -53,6 +53,7 @@ def _check(path: Path, data: bytes, span: Span | None) -> None:
 
 @settings(max_examples=150, deadline=None)
 @given(BODIES, st.integers(min_value=0, max_value=6))
+@example(b"1|COMPLETED|x|\r\n2|FAILED||\n\n \t\n3|x\n4|\xff|\n5|a|b|c\n", 2)  # --parsable, CRLF
 def test_split_matches_a_line_by_line_reading(tmp_path_factory, body: bytes, cut: int) -> None:
     path = tmp_path_factory.mktemp("dump") / "sacct.psv"
     data = HEADER + body

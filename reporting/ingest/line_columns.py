@@ -74,17 +74,23 @@ class Columns:
 
 
 def split_columns(texts: pa.Array, n_fields: int, sep: str, max_field_bytes: int) -> Columns:
-    """Split lines on a one-character `sep` into `n_fields` columns (see the module docstring)."""
+    """Split lines on a one-character `sep` into `n_fields` columns (see the module docstring).
+    A line of n_fields + 1 parts whose last one is empty (sacct --parsable) is split too."""
     parts = pc.split_pattern(texts, pattern=sep)
     counts = pc.list_value_length(parts).to_numpy(zero_copy_only=False)
-    fits = (counts == n_fields) & ~pc.greater(pc.binary_length(texts), max_field_bytes).to_numpy(
-        zero_copy_only=False
-    )
-    rows = np.flatnonzero(fits)
     values = pc.list_flatten(parts)
-    first = (np.cumsum(counts) - counts)[rows]
-    fields = [values.take(pa.array(first + j)) for j in range(n_fields)]
+    first = np.cumsum(counts) - counts  # every line has at least one part
+    last_empty = pc.equal(pc.binary_length(values.take(pa.array(first + counts - 1))), 0)
+    trailing = (counts == n_fields + 1) & _mask(last_empty)
+    short = ~_mask(pc.greater(pc.binary_length(texts), max_field_bytes))
+    fits = ((counts == n_fields) | trailing) & short
+    rows = np.flatnonzero(fits)
+    fields = [values.take(pa.array(first[rows] + j)) for j in range(n_fields)]
     return Columns(fields, rows, np.flatnonzero(~fits))
+
+
+def _mask(values: pa.Array) -> np.ndarray:
+    return np.asarray(values.to_numpy(zero_copy_only=False), dtype=bool)
 
 
 def records_frame(

@@ -137,7 +137,10 @@ def _records(
         split = split_columns(lines.texts, len(header), sep, limits.max_field_bytes)
     else:  # a delimiter of several characters: every line is read one by one
         split = Columns([], np.empty(0, np.int64), np.arange(len(lines.texts)))
-    others = [(int(lines.numbers[i]), lines.texts[int(i)].as_py().encode()) for i in split.others]
+    other_texts = lines.texts.take(pa.array(split.others)).to_pylist()
+    others = [
+        (int(n), t.encode()) for n, t in zip(lines.numbers[split.others], other_texts, strict=True)
+    ]
     good: list[list[str | int]] = []
     bad: list[tuple[int, str, str, str]] = []
     for number, raw_bytes in sorted([*others, *lines.undecodable]):
