@@ -9,7 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from reporting.ingest.limits import (
     DEFAULT_LIMITS,
@@ -19,6 +21,14 @@ from reporting.ingest.limits import (
     cut_raw,
     long_field,
     too_many_rows,
+)
+from reporting.ingest.line_columns import (
+    TEXT,
+    Columns,
+    NumberedLines,
+    numbered_lines,
+    records_frame,
+    split_columns,
 )
 from reporting.schema import quarantine_frame
 
@@ -84,14 +94,15 @@ def split_delimited(
     still read from the top of the file.
     """
     try:
-        lines = read_span(path, span).split(b"\n")
-        head = lines if span is None else read_span(path, Span(0, HEAD_BYTES, 1)).split(b"\n")
+        data = read_span(path, span)
+        head = (data if span is None else read_span(path, Span(0, HEAD_BYTES, 1))).split(b"\n")
     except OSError as exc:
         reason = f"cannot read ({exc.strerror or type(exc).__name__}); check the file and its permissions"
         return _refused(reason)
     try:
         header, first_data = read_header(head, delimiter, fields, header_marker)
     except FileProblem as problem:
+        lines = head if span is None else data.split(b"\n")
         every_line = [
             (n, cut_raw(b.rstrip(b"\r").decode("utf-8", "backslashreplace"), limits))
             for n, b in _data_lines(lines, problem.first_data)
@@ -100,23 +111,14 @@ def split_delimited(
         return SplitLines(
             records.iloc[0:0], quarantine_all(records, source_name, problem), len(records)
         )
-    data = (
-        _data_lines(lines, first_data)
-        if span is None
-        else _data_lines(lines, 0, span.first_line - 1)
-    )
-    if error := too_many_rows(len(data), limits):
+    if span is None:  # the data lines start after the header's
+        start, first_number = sum(len(line) + 1 for line in head[:first_data]), first_data + 1
+    else:
+        start, first_number = 0, span.first_line
+    lines = numbered_lines(data, min(start, len(data)), first_number)
+    if error := too_many_rows(lines.count, limits):
         return _refused(error)
-    good: list[list[str | int]] = []
-    bad: list[tuple[int, str, str, str]] = []
-    for number, raw_bytes in data:
-        row, problem = _split_line(number, raw_bytes, delimiter or "|", header, limits)
-        if problem:
-            bad.append(problem)
-        else:
-            good.append(row)
-    records = pd.DataFrame(good, columns=[*header, "line", "raw"], dtype=object)
-    records["line"] = records["line"].astype("int64")
+    records, bad = _records(lines, header, delimiter or "|", limits)
     quarantine = quarantine_frame(
         source_file=source_name,
         line=[b[0] for b in bad],
@@ -124,7 +126,41 @@ def split_delimited(
         check=[b[2] for b in bad],
         reason=[b[3] for b in bad],
     )
-    return SplitLines(records, quarantine, len(data))
+    return SplitLines(records, quarantine, lines.count)
+
+
+def _records(
+    lines: NumberedLines, header: list[str], sep: str, limits: Limits
+) -> tuple[pd.DataFrame, list[tuple[int, str, str, str]]]:
+    """Records of the lines that split well and, in line order, the problems of the rest."""
+    if len(sep) == 1:
+        split = split_columns(lines.texts, len(header), sep, limits.max_field_bytes)
+    else:  # a delimiter of several characters: every line is read one by one
+        split = Columns([], np.empty(0, np.int64), np.arange(len(lines.texts)))
+    other_texts = lines.texts.take(pa.array(split.others)).to_pylist()
+    others = [
+        (int(n), t.encode()) for n, t in zip(lines.numbers[split.others], other_texts, strict=True)
+    ]
+    good: list[list[str | int]] = []
+    bad: list[tuple[int, str, str, str]] = []
+    for number, raw_bytes in sorted([*others, *lines.undecodable]):
+        row, problem = _split_line(number, raw_bytes, sep, header, limits)
+        if problem:
+            bad.append(problem)
+        else:
+            good.append(row)
+    fields = split.fields if len(sep) == 1 else [pa.array([], TEXT)] * len(header)
+    numbers, raw = lines.numbers[split.rows], lines.texts.take(pa.array(split.rows))
+    if good:  # long lines with no long field, or with a trailing delimiter: rare
+        columns = list(zip(*good, strict=True))
+        fields = [
+            pa.concat_arrays([f, pa.array(c, TEXT)]) for f, c in zip(fields, columns, strict=False)
+        ]
+        numbers = np.concatenate([numbers, np.array(columns[-2], dtype=np.int64)])
+        raw = pa.concat_arrays([raw, pa.array(columns[-1], TEXT)])
+        order = pa.array(np.argsort(numbers, kind="stable"))
+        fields, numbers, raw = [f.take(order) for f in fields], numbers[order], raw.take(order)
+    return records_frame(header, fields, numbers, raw), bad
 
 
 def _refused(reason: str) -> SplitLines:

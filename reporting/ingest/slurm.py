@@ -15,10 +15,18 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow.compute as pc
 
 from reporting.ingest import slurm_values as sv
 from reporting.ingest.limits import DEFAULT_LIMITS, Limits
 from reporting.ingest.lines import FileProblem, Span, quarantine_all, split_delimited
+from reporting.ingest.slurm_runs import (
+    FINAL_STATES,
+    drop_superseded,
+    mask,
+    text_array,
+    with_run_keys,
+)
 from reporting.schema import CARRIED, empty_quarantine, empty_usage, quarantine_frame
 
 # sacct field name (lower-case) → our column name. Only these fields are used.
@@ -48,22 +56,10 @@ FIELDS = {
     "consumedenergyraw": "consumed_energy_raw",
 }
 REQUIRED = ("job_id", "state", "start", "end", "elapsed")
-# States of runs that are over; anything else (RUNNING, PENDING, ...) is counted, not attributed.
-FINAL_STATES = frozenset(
-    [
-        "COMPLETED",
-        "FAILED",
-        "TIMEOUT",
-        "CANCELLED",
-        "OUT_OF_MEMORY",
-        "NODE_FAIL",
-        "PREEMPTED",
-        "BOOT_FAIL",
-        "DEADLINE",
-        "REVOKED",
-        "REQUEUED",
-    ]
-)
+USED = {*FIELDS.values(), "line", "raw"}
+# Fields copied into usage rows as they are printed.
+PASSED_THROUGH = ["job_id", "partition", "user", "account", "job_name", "comment", "wckey"]
+PASSED_THROUGH += ["node_list", "raw"]
 GPU_UTIL_PCT_PER_GPU = 100.0  # gres/gpuutil sums per-GPU % over a step's GPUs (slurm2sql#18)
 
 GpuResolver = Callable[[pd.DataFrame], tuple[pd.Series, pd.Series]]
@@ -111,7 +107,7 @@ def read_slurm(
         usages.append(usage)
         quarantines.append(quarantine)
     usage = pd.concat(usages, ignore_index=True) if usages else empty_usage()
-    usage, duplicates = _drop_superseded(usage)
+    usage, duplicates = drop_superseded(usage)
     quarantine = (
         pd.concat([*quarantines, duplicates], ignore_index=True)
         if quarantines
@@ -133,14 +129,14 @@ def _canonical(records: pd.DataFrame) -> pd.DataFrame:
     for column in FIELDS.values():
         if column not in frame.columns:
             frame[column] = ""
-    return frame.loc[:, ~frame.columns.duplicated()]
+    frame = frame.loc[:, ~frame.columns.duplicated()]
+    return frame[[c for c in frame.columns if c in USED]]  # fewer columns to filter and copy
 
 
 def _jobs_with_steps(
     records: pd.DataFrame, source_file: str, site: str, timezone: str, resolve_gpu: GpuResolver
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    records = _with_run_keys(records)
-    is_step = records["job_id"].str.contains(".", regex=False)
+    records, is_step = with_run_keys(records)
     jobs, job_problems = _parse_jobs(records[~is_step], site, timezone, resolve_gpu)
     steps, step_problems = _parse_steps(records[is_step])
     accepted_keys = set(jobs.loc[job_problems["check"].isna(), "run_key"])
@@ -182,23 +178,6 @@ def _carried(
     return [{"usage": run} for run in runs.drop(columns="raw").to_dict("records")]
 
 
-def _with_run_keys(records: pd.DataFrame) -> pd.DataFrame:
-    """Key each line by its run: a step belongs to the last job line with its id above it.
-
-    With `sacct --duplicates` a requeued job prints several job lines with the same JobID, each
-    followed by its own `.batch`/`.extern` steps, so the id alone does not say which run a step
-    belongs to. Steps printed before any job line of a requeued id get key `<id>#0` (orphans).
-    """
-    ordered = records.sort_values("line")
-    parent_id = ordered["job_id"].str.split(".", n=1).str[0]
-    is_job = ~ordered["job_id"].str.contains(".", regex=False)
-    run_number = is_job.astype("int64").groupby(parent_id).cumsum()
-    # An id with a single run owns its steps wherever they are printed (order-independent).
-    single_run = is_job.groupby(parent_id).transform("sum") == 1
-    run_number = run_number.where(~single_run, 1)
-    return ordered.assign(parent_id=parent_id, run_key=parent_id + "#" + run_number.astype(str))
-
-
 def _problems(index: pd.Index) -> pd.DataFrame:
     return pd.DataFrame(
         {
@@ -208,24 +187,35 @@ def _problems(index: pd.Index) -> pd.DataFrame:
     )
 
 
-def _flag(problems: pd.DataFrame, mask: pd.Series, check: str, reason: pd.Series | str) -> None:
-    """Record the first problem of each row (later checks don't overwrite earlier ones)."""
+def _flag(
+    problems: pd.DataFrame,
+    mask: pd.Series,
+    check: str,
+    reason: str | Callable[[pd.Series], pd.Series],
+) -> None:
+    """Record the first problem of each row (later checks don't overwrite earlier ones).
+    `reason`: a text, or a function giving the reasons of the rows it is given a mask of."""
     new = mask & problems["check"].isna()
+    if not new.any():
+        return
     problems.loc[new, "check"] = check
-    problems.loc[new, "reason"] = reason[new] if isinstance(reason, pd.Series) else reason
+    problems.loc[new, "reason"] = reason if isinstance(reason, str) else reason(new)
 
 
 def _unparseable(
     problems: pd.DataFrame, frame: pd.DataFrame, column: str, field: str, bad: pd.Series
 ) -> None:
-    _flag(problems, bad, "unparseable", f"unparseable {field} value " + frame[column].map(repr))
+    def reasons(rows: pd.Series) -> pd.Series:
+        return f"unparseable {field} value " + frame.loc[rows, column].astype(object).map(repr)
+
+    _flag(problems, bad, "unparseable", reasons)
 
 
 def _parse_jobs(
     jobs: pd.DataFrame, site: str, timezone: str, resolve_gpu: GpuResolver
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     problems = _problems(jobs.index)
-    tres = sv.parse_tres(jobs["alloc_tres"])
+    tres = sv.tres_values(jobs["alloc_tres"], ["cpu", "gres/gpu", "gpu_type"])
     out = jobs.assign(site=site, state=sv.parse_state(jobs["state"]))
     for column, field in (("submit", "Submit"), ("start", "Start"), ("end", "End")):
         out[column], bad = sv.parse_local_time(jobs[column], timezone)
@@ -261,24 +251,28 @@ def _check_runs(jobs: pd.DataFrame, problems: pd.DataFrame, resolve_gpu: GpuReso
     """Checks on runs that are over: times in order, a GPU model we can power-model."""
     over = jobs["state"].isin(FINAL_STATES) & jobs["end"].notna()
     backwards = over & jobs["start"].notna() & (jobs["end"] < jobs["start"])
-    _flag(
-        problems,
-        backwards,
-        "end_before_start",
-        "End " + jobs["end"].astype(str) + " is before Start " + jobs["start"].astype(str),
-    )
+
+    def reasons(rows: pd.Series) -> pd.Series:
+        end, start = jobs.loc[rows, "end"].astype(str), jobs.loc[rows, "start"].astype(str)
+        return "End " + end + " is before Start " + start
+
+    _flag(problems, backwards, "end_before_start", reasons)
     negative = over & (jobs["elapsed"] < 0)
     _flag(problems, negative, "negative_duration", "Elapsed is negative")
     model, problem = resolve_gpu(jobs.assign(gpu_type=jobs["gpu_type"].where(jobs["n_gpus"] > 0)))
     jobs["gpu_model"] = model
-    _flag(problems, over & (jobs["n_gpus"] > 0) & problem.notna(), "unknown_gpu_model", problem)
+    _flag(
+        problems, over & (jobs["n_gpus"] > 0) & problem.notna(), "unknown_gpu_model",
+        lambda rows: problem[rows],
+    )  # fmt: skip
 
 
 def _parse_steps(steps: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     problems = _problems(steps.index)
-    usage_tres = sv.parse_tres(steps["tres_usage_in_tot"])
-    alloc_tres = sv.parse_tres(steps["alloc_tres"])
-    out = steps.assign(step_name=steps["job_id"].str.split(".", n=1).str[1])
+    usage_tres = sv.tres_values(steps["tres_usage_in_tot"], ["mem", "gres/gpuutil"])
+    alloc_tres = sv.tres_values(steps["alloc_tres"], ["gres/gpu"])
+    step_name = pc.list_element(pc.split_pattern(text_array(steps["job_id"]), ".", max_splits=1), 1)
+    out = steps.assign(is_extern=mask(pc.equal(step_name, "extern")))
     max_rss_gb, bad = sv.parse_memory_gb(steps["max_rss"], 1.0, 1.0)
     _unparseable(problems, steps, "max_rss", "MaxRSS", bad)
     # MaxRSS is the largest single task; TRESUsageInTot mem= adds the step's tasks up, which is
@@ -291,7 +285,7 @@ def _parse_steps(steps: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     step_gpus = sv.parse_count(alloc_tres.get("gres/gpu", _empty(steps)))[0]
     out["gpu_util_ratio"] = (gpu_util_pct / (GPU_UTIL_PCT_PER_GPU * step_gpus)).clip(upper=1.0)
     # The extern step holds the allocation open and does no work: its 0 % is not utilisation.
-    out.loc[out["step_name"] == "extern", "gpu_util_ratio"] = np.nan
+    out.loc[out["is_extern"], "gpu_util_ratio"] = np.nan
     out["energy_kwh"], bad = sv.parse_energy_kwh(steps["consumed_energy_raw"])
     _unparseable(problems, steps, "consumed_energy_raw", "ConsumedEnergyRaw", bad)
     return out, problems
@@ -307,6 +301,8 @@ def _merge_steps(
         step_lines=("line", "size"),
     )
     merged = jobs.join(by_parent, on="run_key")
+    # The dump's own text leaves as Python strings (object columns), as the usage schema has it.
+    merged = merged.assign(**{c: merged[c].astype(object) for c in PASSED_THROUGH})
     duration_s = merged["elapsed"]
     measured = merged["energy_kwh"].fillna(merged["step_energy_kwh"])
     measured_source = np.where(
@@ -371,32 +367,3 @@ def _quarantine_rows(frame: pd.DataFrame, problems: pd.DataFrame, source_file: s
         check=problems.loc[bad, "check"].tolist(),
         reason=problems.loc[bad, "reason"].tolist(),
     )
-
-
-def _drop_superseded(usage: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """One row per run: a job seen in several dumps keeps its most final, latest record.
-
-    Overlapping nightly dumps print a job as RUNNING one night and COMPLETED the next; the
-    earlier record is superseded (quarantined as `duplicate`, with its job and step lines).
-    """
-    if usage.empty:
-        return usage, empty_quarantine()
-    ranked = usage.assign(
-        _final=usage["state"].isin(FINAL_STATES),
-        _end=usage["ended_at"],
-    ).sort_values(["usage_id", "_final", "_end", "source_file", "line"], na_position="first")
-    keep = ~ranked.duplicated("usage_id", keep="last")
-    dropped = ranked[~keep]
-    kept_line = ranked[keep].set_index("usage_id")[["source_file", "line"]]
-    where = dropped["usage_id"].map(
-        lambda u: f"{kept_line.at[u, 'source_file']}:{kept_line.at[u, 'line']}"
-    )
-    rows = dropped.loc[dropped.index.repeat(dropped["lines_merged"])]
-    quarantine = quarantine_frame(
-        source_file=rows["source_file"].tolist(),
-        line=rows["line"].tolist(),
-        raw=rows["raw"].tolist(),
-        check="duplicate",
-        reason=("superseded by the record at " + where.loc[rows.index]).tolist(),
-    )
-    return ranked[keep].drop(columns=["_final", "_end"]).sort_index(), quarantine
