@@ -37,8 +37,15 @@ $(BIN)/python:
 install: system-deps $(BIN)/python
 	$(BIN)/pip install --quiet .
 
-install-test: system-deps reader-deps $(BIN)/python
+install-test: system-deps reader-deps $(VENV)/.installed-test
+
+# `make test` reinstalls the package (tests run the installed `greenops`) only when something the
+# wheel is built from changed since the last install: pip's build and resolve take minutes.
+# Folders are listed too, so that a removed or renamed module also counts as a change.
+PACKAGE_SOURCES := pyproject.toml $(shell find reporting templates -name __pycache__ -prune -o -print 2>/dev/null)
+$(VENV)/.installed-test: $(BIN)/python $(PACKAGE_SOURCES)
 	$(BIN)/pip install --quiet ".[test]"
+	touch $@
 
 demo: install
 	$(BIN)/greenops demo --out out
