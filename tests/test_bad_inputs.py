@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
@@ -281,6 +281,9 @@ CASES = itertools.count()
 
 @settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])  # fmt: skip
 @given(damage=DAMAGE, billing=st.booleans())
+# Found by this test: a \r put inside a quoted field once ended a line for the CSV reader, and
+# every later line was numbered one too high.
+@example(damage=[(133, 1, 0.7150657028384649, b"\r"), (71, 0, 0.33673980891592287, b"\x7f\xda3")], billing=True)  # fmt: skip
 def test_random_damage_never_loses_a_row_nor_raises(
     tmp_path: Path, validator: Validator, damage: list, billing: bool
 ) -> None:

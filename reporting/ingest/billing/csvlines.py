@@ -40,12 +40,27 @@ def csv_text(fields: list[str]) -> str:
     return out.getvalue()
 
 
+def physical_lines(stream: io.TextIOBase) -> Iterator[str]:
+    """The stream's lines, each ending in \n (or at the file's end). A stream opened with
+    newline="" also ends lines at a lone \r; that is not a line end here, as for `wc -l` and
+    the Slurm reader, so a stray \r does not shift the numbers of the lines after it."""
+    pending = ""
+    for piece in stream:
+        if piece.endswith("\r"):
+            pending += piece
+            continue
+        yield pending + piece
+        pending = ""
+    if pending:
+        yield pending
+
+
 class _Lines:
     """A stream's physical lines for csv.reader, numbered; remembers the lines of the row being
     read so that all but the first can be handed back and read again."""
 
     def __init__(self, stream: io.TextIOBase) -> None:
-        self.stream = stream
+        self.stream = physical_lines(stream)
         self.again: deque[tuple[int, str]] = deque()
         self.row: list[tuple[int, str]] = []
         self.number = 0
@@ -120,7 +135,10 @@ def _header(
         fields = []
     if len(lines.row) > 1 or (not fields and lines.row):
         _, text = lines.keep_first()
-        fields = next(csv.reader([text]), [])
+        try:
+            fields = next(csv.reader([text]), [])
+        except csv.Error:  # e.g. a stray \r outside quotes: no header can be read
+            fields = []
     if on_header is not None:  # before the fields are copied: a refused header costs no more
         on_header(fields)
     return [visible(f.replace("\ufeff", "").strip()) for f in fields]

@@ -24,7 +24,13 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 
-from reporting.ingest.billing.csvlines import bad_bytes, csv_text, split_csv, visible
+from reporting.ingest.billing.csvlines import (
+    bad_bytes,
+    csv_text,
+    physical_lines,
+    split_csv,
+    visible,
+)
 from reporting.ingest.limits import (
     DEFAULT_LIMITS,
     FIELD_TOO_LONG,
@@ -243,7 +249,7 @@ def _read_json_lines(path: Path, source_name: str, limits: Limits) -> RawTable:
     """JSON lines (one object per line): top-level keys become columns, nested values JSON text."""
     rows = _Rows(limits)
     with open_text(path) as stream:
-        for number, line in enumerate(stream, start=1):
+        for number, line in enumerate(physical_lines(stream), start=1):
             text = line.strip()
             if not text:
                 continue
