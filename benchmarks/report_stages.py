@@ -23,7 +23,8 @@ from reporting import ledger as store
 from reporting import report as rendering
 
 STAGES = [
-    (store, "read_ledger"), (pipeline, "audit_ledger"), (pipeline, "cloud_block"),
+    (store, "read_ledger"), (pipeline, "audit_ledger"), (pipeline, "audit_period"),
+    (pipeline, "cloud_block"),
     (pipeline, "build_summary"), (notify, "unresolved_owners"), (pipeline, "build_context"),
     (quarterly, "complete"), (outputs, "_write_csv"), (rendering, "render_html"),
     (rendering, "write_pdf"), (outputs, "write_all"),
