@@ -158,9 +158,11 @@ class Findings:
         return float(np.where(np.isnan(values), 0.0, values).sum())
 
     def chunks(
-        self, rows: int = CHUNK_ROWS, columns: list[str] = FINDING_COLUMNS
+        self, rows: int | None = None, columns: list[str] = FINDING_COLUMNS
     ) -> Iterator[pd.DataFrame]:
-        """The findings (`columns` of FINDING_COLUMNS) in rank order, `rows` at a time."""
+        """The findings (`columns` of FINDING_COLUMNS) in rank order, `rows` (default
+        CHUNK_ROWS) at a time."""
+        rows = rows or CHUNK_ROWS
         stored = [c for c in columns if c != "first_seen"]
         readers = [_Reader(path, stored) for path in self.batches]
         batch = self.keys["batch"].to_numpy()

@@ -116,7 +116,7 @@ def _suppressed(chunk: pd.DataFrame, settings: Notify) -> np.ndarray:
         patterns = [re.compile(p) for p in settings.suppress_job_names]
         codes, names = pd.factorize(_text(chunk["job_name"]))
         hit = np.array([any(p.search(n) for p in patterns) for n in names], dtype=bool)
-        mask |= hit[codes] if len(names) else False
+        mask = mask | (hit[codes] if len(names) else False)
     return mask
 
 
