@@ -29,7 +29,8 @@ except ImportError:
     rollup = None
 
 STAGES = [
-    (store, "read_ledger"), (pipeline, "audit_ledger"), (rollup, "read"), (pipeline, "cloud_block"),
+    (store, "read_ledger"), (pipeline, "audit_ledger"), (pipeline, "audit_period"), (rollup, "read"),
+    (pipeline, "cloud_block"),
     (pipeline, "build_summary"), (notify, "unresolved_owners"), (pipeline, "build_context"),
     (quarterly, "complete"), (outputs, "_write_csv"), (rendering, "render_html"),
     (rendering, "write_pdf"), (outputs, "write_all"),

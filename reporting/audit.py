@@ -9,7 +9,7 @@ lines (Scope 3.1) are audited by their own rules, in `audit_cloud`.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import date
 
 import numpy as np
@@ -33,6 +33,9 @@ S_PER_HOUR = 3_600
 # Per-run text the findings carry (the first nine) or only workload_runs reads; no rule does.
 CONTEXT = ("site", "user", "account", "job_name", "owner", "team", "model", "phase", "ended_at",
            "source", "namespace", "workload")  # fmt: skip
+CLUSTER_COLUMNS = list(
+    dict.fromkeys(["usage_id", *SUMMED, *PER_RUN])
+)  # what the cluster rules read
 
 
 def runs_of(ledger: pd.DataFrame) -> pd.DataFrame:
@@ -240,7 +243,7 @@ FAILURE_ACTIONS = {
 
 
 def audit_ledger(
-    ledger: pd.DataFrame, audit: Audit, first_seen: dict[str, str], run_date: date
+    ledger: pd.DataFrame, audit: Audit, first_seen: Mapping[str, str], run_date: date
 ) -> pd.DataFrame:
     """Findings (FINDING_COLUMNS) of the period's ledger, ranked by wasted kg CO2e.
 
@@ -250,21 +253,29 @@ def audit_ledger(
         return pd.DataFrame(columns=FINDING_COLUMNS)
     cloud = is_cloud(ledger)
     # The cluster rules read these columns only (the ledger has some 80; a row filter copies all).
-    used = [c for c in dict.fromkeys(["usage_id", *SUMMED, *PER_RUN]) if c in ledger.columns]
+    used = [c for c in CLUSTER_COLUMNS if c in ledger.columns]
     cluster = ledger.loc[~cloud, used] if cloud.any() else ledger[used]
-    parts = [*_cluster_findings(cluster, audit), *audit_cloud(ledger[cloud], audit)]
-    if not parts:
+    found = findings_of(cluster, ledger[cloud], audit)
+    if found is None:
         return pd.DataFrame(columns=FINDING_COLUMNS)
-    found = pd.concat(parts, ignore_index=True)
-    # Plain lists: iterating Arrow-backed columns value by value is slow.
-    ids = [finding_id(r, u) for r, u in zip(found["rule"].tolist(), found["usage_id"].tolist(), strict=True)]  # fmt: skip
-    found["finding_id"] = ids
     today = run_date.isoformat()
-    found["first_seen"] = [first_seen.get(f, today) for f in ids]
+    found["first_seen"] = [first_seen.get(f, today) for f in found["finding_id"].tolist()]
     ranked = found.sort_values(
         ["wasted_co2e_kg", "finding_id"], ascending=[False, True], kind="stable"
     )
     return ranked[FINDING_COLUMNS].reset_index(drop=True)
+
+
+def findings_of(cluster: pd.DataFrame, cloud: pd.DataFrame, audit: Audit) -> pd.DataFrame | None:
+    """Findings of some cluster rows (whole runs) and cloud rows, with their finding_id, in no
+    particular order; None if there are none."""
+    parts = [*_cluster_findings(cluster, audit), *audit_cloud(cloud, audit)]
+    if not parts:
+        return None
+    found = pd.concat(parts, ignore_index=True)
+    # Plain lists: iterating Arrow-backed columns value by value is slow.
+    found["finding_id"] = [finding_id(r, u) for r, u in zip(found["rule"].tolist(), found["usage_id"].tolist(), strict=True)]  # fmt: skip
+    return found
 
 
 def _cluster_findings(ledger: pd.DataFrame, audit: Audit) -> list[pd.DataFrame]:

@@ -11,6 +11,7 @@ Frames it does not cover (small ones, one column, other dtypes or zones) go thro
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import BinaryIO
 
 import numpy as np
@@ -48,6 +49,23 @@ def write_csv(frame: pd.DataFrame, handle: BinaryIO) -> None:
             handle.seek(start)
             handle.truncate()
     handle.write(frame.to_csv(index=False, lineterminator=LINE_END).encode("utf-8"))
+
+
+def write_csv_chunks(frames: Iterable[pd.DataFrame], columns: list[str], handle: BinaryIO) -> None:
+    """Write the CSV of the frames one after the other (the same columns) as `write_csv` writes
+    their concatenation: one header (of `columns` if there are no frames), then each one's rows."""
+    handle.write(_header(pd.DataFrame(columns=columns)))
+    for frame in frames:
+        if len(frame) >= MIN_FAST_ROWS and frame.shape[1] >= 2 and _supported(frame):
+            try:
+                handle.write(b"".join(_body(frame.iloc[first : first + SLICE_ROWS])
+                                      for first in range(0, len(frame), SLICE_ROWS)))  # fmt: skip
+                continue
+            except _Unsupported:
+                pass
+        handle.write(
+            frame.to_csv(index=False, header=False, lineterminator=LINE_END).encode("utf-8")
+        )
 
 
 def _supported(frame: pd.DataFrame) -> bool:

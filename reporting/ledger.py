@@ -335,23 +335,50 @@ def read_quarantine(root: Path) -> pd.DataFrame:
     return pq.read_table(path).to_pandas() if path.exists() else empty_quarantine()
 
 
-FIRST_SEEN_FILE = "_findings_first_seen.json"
+FIRST_SEEN_FILE = "_findings_first_seen.parquet"
+LEGACY_FIRST_SEEN_FILE = "_findings_first_seen.json"  # before millions of findings: read, replaced
+FIRST_SEEN_SCHEMA = pa.schema([("finding_id", pa.string()), ("first_seen", pa.string())])
+
+
+def read_first_seen_table(root: Path) -> pa.Table:
+    """finding_id → the run date it was first found (kept so reruns do not make it new again)."""
+    path = root / FIRST_SEEN_FILE
+    if path.exists():
+        return pq.read_table(path, schema=FIRST_SEEN_SCHEMA)
+    legacy = root / LEGACY_FIRST_SEEN_FILE
+    seen = json.loads(legacy.read_text(encoding="utf-8")) if legacy.exists() else {}
+    return pa.table([pa.array(list(seen), pa.string()), pa.array(list(seen.values()), pa.string())],
+                    schema=FIRST_SEEN_SCHEMA)  # fmt: skip
 
 
 def read_first_seen(root: Path) -> dict[str, str]:
-    """finding_id → the run date it was first found (kept so reruns do not make it new again)."""
-    path = root / FIRST_SEEN_FILE
-    return json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+    table = read_first_seen_table(root)
+    return dict(zip(table["finding_id"].to_pylist(), table["first_seen"].to_pylist(), strict=True))
 
 
-def write_first_seen(root: Path, findings: pd.DataFrame) -> None:
-    seen = read_first_seen(root)
-    for finding, day in zip(findings["finding_id"], findings["first_seen"], strict=True):
-        seen[finding] = min(seen.get(finding, day), day)
+def write_first_seen(root: Path, findings: Any) -> None:
+    """Record the first-seen dates of `findings` (a FINDING_COLUMNS frame, or `Findings`), each
+    the earlier of the one recorded and the finding's; a parquet file joined with Arrow, as a
+    quarter may hold millions of ids."""
+    if isinstance(findings, pd.DataFrame):
+        found = pa.table([pa.array(findings["finding_id"].astype(object), pa.string()),
+                          pa.array(findings["first_seen"].astype(object), pa.string())],
+                         schema=FIRST_SEEN_SCHEMA)  # fmt: skip
+    else:
+        found = findings.first_seen().cast(FIRST_SEEN_SCHEMA)
+    stored = read_first_seen_table(root)
+    at = pc.index_in(found["finding_id"], value_set=stored["finding_id"])
+    known = pc.is_valid(at)
+    earlier = pc.less(found["first_seen"], pc.take(stored["first_seen"], at))
+    merged = pa.concat_tables([stored, found.filter(pc.invert(known))])
+    if pc.any(pc.fill_null(earlier, False)).as_py():  # a backfill found some earlier: keep those
+        merged = pa.concat_tables([stored, found]).group_by("finding_id", use_threads=False)
+        merged = merged.aggregate([("first_seen", "min")]).rename_columns(FIRST_SEEN_SCHEMA.names)
     root.mkdir(parents=True, exist_ok=True)
     tmp = root / f".{FIRST_SEEN_FILE}.tmp"
-    tmp.write_text(json.dumps(dict(sorted(seen.items())), indent=1) + "\n", encoding="utf-8")
+    pq.write_table(merged, tmp, compression="zstd")
     os.replace(tmp, root / FIRST_SEEN_FILE)
+    (root / LEGACY_FIRST_SEEN_FILE).unlink(missing_ok=True)
 
 
 VENDOR_CARBON_FILE = "_vendor_carbon.parquet"

@@ -25,10 +25,13 @@ from email.headerregistry import Address
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from reporting import notify_mail as mail
+from reporting import notify_stream as stream
 from reporting.audit_config import Notify
+from reporting.audit_findings import Findings
 from reporting.config import UNALLOCATED
 from reporting.errors import ConfigError, InputError, ReportingError
 
@@ -52,7 +55,7 @@ class NotifyResult:
     weekly: list[str] = field(default_factory=list)
 
 
-def notify_findings(findings: pd.DataFrame, settings: Notify, *, state_dir: Path, out_dir: Path,
+def notify_findings(findings: pd.DataFrame | Findings, settings: Notify, *, state_dir: Path, out_dir: Path,
                     run_date: date, dry_run: bool, password: str | None,
                     directory: pd.DataFrame | None, organisation: str) -> NotifyResult:  # fmt: skip
     """Send tonight's digests (and weekly summaries); SMTP problems become `errors`, not raises.
@@ -62,8 +65,14 @@ def notify_findings(findings: pd.DataFrame, settings: Notify, *, state_dir: Path
     _check_settings(settings)
     sender = mail.sender_address(settings.from_address, organisation)
     state = read_state(state_dir)
-    kept, suppressed = _split_suppressed(findings, settings)
     book = address_book(directory)
+    if isinstance(findings, Findings):
+        outgoing, reduced = _stored_outgoing(findings, settings, state, book, sender=sender,
+                                             organisation=organisation, run_date=run_date)  # fmt: skip
+        return _send(
+            outgoing, reduced, settings, (state_dir, state), out_dir, run_date, dry_run, password
+        )
+    kept, suppressed = _split_suppressed(findings, settings)
     todo = kept[~kept["finding_id"].astype(str).isin(state["findings"])]
     to = pd.Series([_address_of(row, settings, book) for row in todo.to_dict("records")],
                    index=todo.index, dtype=object)  # fmt: skip
@@ -81,9 +90,56 @@ def notify_findings(findings: pd.DataFrame, settings: Notify, *, state_dir: Path
     return _result(delivered, todo, to, suppressed, errors=_redact(errors, password))
 
 
+def _stored_outgoing(findings: Findings, settings: Notify, state: dict[str, Any], book: AddressBook,
+                     **compose: Any) -> tuple[list[mail.Outgoing], stream.Due]:  # fmt: skip
+    """Tonight's digests and weekly summaries of findings held on disk (notify_stream.py)."""
+    run_date = compose["run_date"]
+    weekday = WEEKDAYS[run_date.weekday()] == settings.weekly_summary_weekday
+    reduced = stream.due(
+        findings, settings, state["findings"],
+        address=lambda o, u, t: resolve_address(_owner_name({"owner": o, "user": u}), t, settings, book),
+        owner_name=lambda o, u: _owner_name({"owner": o, "user": u}),
+        week=(run_date - timedelta(days=WEEK_DAYS - 1), run_date) if weekday else None,
+        led_teams=set(book.leads),
+    )  # fmt: skip
+    cap = settings.max_findings_per_owner
+    digests = [mail.compose_digest(str(to), findings.rows_at(np.array(reduced.shown[to])),
+                                   max(reduced.counts[to] - cap, 0), **compose)
+               for to in sorted(reduced.shown)]  # fmt: skip
+    week = findings.rows_at(np.concatenate(reduced.week)) if reduced.week else None
+    weekly = _weekly(week, state, book, settings=settings, **compose) if week is not None else []
+    return [*digests, *weekly], reduced
+
+
+def _send(outgoing: list[mail.Outgoing], reduced: stream.Due, settings: Notify,
+          stored: tuple[Path, dict[str, Any]], out_dir: Path, run_date: date, dry_run: bool,
+          password: str | None) -> NotifyResult:  # fmt: skip
+    """Send (or write to the outbox) the e-mails of findings held on disk; record what went."""
+    (state_dir, state), errors, outbox = stored, [], []
+    if dry_run:
+        delivered, outbox = outgoing, _write_outbox(outgoing, out_dir, run_date)
+    else:
+        accepted, errors = mail.send_all(outgoing, settings, password)
+        delivered = [o for o, ok in zip(outgoing, accepted, strict=True) if ok]
+        _record(state, delivered, run_date)
+        write_state(state_dir, state)
+    sent = sorted({i for o in delivered if o.kind == "digest" for i in o.finding_ids})
+    return NotifyResult(
+        sent=sent, pending=stream.sorted_ids(reduced.todo, minus=sent),
+        unresolved=sorted(reduced.unresolved), outbox=outbox, errors=_redact(errors, password),
+        suppressed=stream.sorted_ids(reduced.suppressed),
+        weekly=sorted({o.team for o in delivered if o.kind == "weekly"}),
+    )  # fmt: skip
+
+
 def _dry_run(outgoing: list[mail.Outgoing], todo: pd.DataFrame, to: pd.Series,
              suppressed: list[str], out_dir: Path, run_date: date) -> NotifyResult:  # fmt: skip
     """Write each e-mail to `out_dir/outbox/` instead of sending; nothing is marked as sent."""
+    paths = _write_outbox(outgoing, out_dir, run_date)
+    return _result(outgoing, todo, to, suppressed, errors=[], outbox=paths)
+
+
+def _write_outbox(outgoing: list[mail.Outgoing], out_dir: Path, run_date: date) -> list[Path]:
     outbox = out_dir / OUTBOX
     paths = []
     try:
@@ -97,7 +153,7 @@ def _dry_run(outgoing: list[mail.Outgoing], todo: pd.DataFrame, to: pd.Series,
             f"{outbox}: cannot write the notification outbox ({exc.strerror or exc}). Check that "
             "the output folder is writable, or pass another --out."
         ) from exc
-    return _result(outgoing, todo, to, suppressed, errors=[], outbox=paths)
+    return paths
 
 
 def _result(delivered: list[mail.Outgoing], todo: pd.DataFrame, to: pd.Series,
@@ -224,12 +280,17 @@ def resolve_address(name: str, team: str, settings: Notify, book: AddressBook) -
 
 
 def unresolved_owners(
-    findings: pd.DataFrame, settings: Notify, directory: pd.DataFrame | None
+    findings: pd.DataFrame | Findings, settings: Notify, directory: pd.DataFrame | None
 ) -> list[dict[str, Any]]:
     """Owners with no address of their own, and who gets their findings instead (for the report)."""
     book = address_book(directory)
-    # Count findings per (owner, user, team) first: a handful of combinations, many findings.
-    combos = findings.groupby(["owner", "user", "team"], dropna=False, sort=False).size()
+    # Count findings per (owner, user, team) first: a handful of combinations, many findings
+    # (`Findings` counted them as they were found).
+    combos = (
+        findings.owners
+        if isinstance(findings, Findings)
+        else findings.groupby(["owner", "user", "team"], dropna=False, sort=False).size()
+    )
     counts: dict[tuple[str, str], int] = {}
     for (owner, user, team), n in combos.items():
         key = (_owner_name({"owner": owner, "user": user}), _text(team))

@@ -11,7 +11,9 @@ from typing import Any
 import pandas as pd
 
 from reporting import extracts, report
-from reporting.csv_writer import write_csv
+from reporting.audit_findings import Findings
+from reporting.csv_writer import write_csv, write_csv_chunks
+from reporting.schema import FINDING_COLUMNS
 
 METHODOLOGY = {
     "gpu_formula": "GPU W = n_gpus × (W_min + u_gpu × (W_max − W_min)); u_gpu from Slurm gres/gpuutil "
@@ -87,11 +89,15 @@ def csv_text(frame: pd.DataFrame) -> str:
     return csv_safe(frame).to_csv(index=False, lineterminator="\r\n")
 
 
-def _write_csv(path: Path, frame: pd.DataFrame) -> None:
-    """csv_text(frame) written to `path` (atomically), without holding the whole text."""
+def _write_csv(path: Path, frame: pd.DataFrame | Findings) -> None:
+    """csv_text(frame) written to `path` (atomically), without holding the whole text; findings
+    held on disk are written a ranked chunk at a time."""
     tmp = path.with_name(f".{path.name}.tmp")
     with open(tmp, "wb") as handle:
-        write_csv(csv_safe(frame), handle)
+        if isinstance(frame, Findings):
+            write_csv_chunks((csv_safe(c) for c in frame.chunks()), FINDING_COLUMNS, handle)
+        else:
+            write_csv(csv_safe(frame), handle)
     os.replace(tmp, path)
 
 
@@ -106,7 +112,7 @@ def write_all(
     summary: dict[str, Any],
     context: dict[str, Any],
     quarantine: pd.DataFrame,
-    findings: pd.DataFrame,
+    findings: pd.DataFrame | Findings,
 ) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
     _write_text(

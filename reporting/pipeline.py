@@ -16,7 +16,8 @@ from reporting import engine, manifest, notify, outputs, quarterly, rollup, serv
 from reporting import ledger as store
 from reporting.attribute import attribute_usage
 from reporting.attribute_cloud import attribute_charges
-from reporting.audit import audit_ledger
+from reporting.audit_findings import Findings
+from reporting.audit_scan import audit_period
 from reporting.billing_intake import superseded_files
 from reporting.cloud_nodes import split_node_bills
 from reporting.config import BILLING_KINDS, VENDOR_CARBON_KINDS, Config
@@ -39,7 +40,7 @@ log = logging.getLogger("reporting")
 @dataclass(frozen=True)
 class Reported:
     summary: dict[str, Any]
-    findings: pd.DataFrame  # FINDING_COLUMNS, ranked by wasted kg CO2e
+    findings: Findings  # ranked by wasted kg CO2e, held on disk
 
 
 @dataclass(frozen=True)
@@ -102,6 +103,7 @@ def run(
         store.write_first_seen(root, reported.findings)
         timer.lap("report")
         notified = _notify(config, root, out_dir, run_date, reported.findings, options)
+        reported.findings.close()
         timer.lap("notify")
         manifest.write(
             out_dir,
@@ -118,7 +120,7 @@ def run(
     return RunResult(reported.summary, gate, out_dir, notified.errors if notified else [])
 
 
-def _notify(config: Config, root: Path, out_dir: Path, run_date: date, findings: pd.DataFrame,
+def _notify(config: Config, root: Path, out_dir: Path, run_date: date, findings: Findings,
             options: RunOptions) -> notify.NotifyResult | None:  # fmt: skip
     """Send (or write to the outbox) the owners' digests of findings not yet notified."""
     if options.notify == "off" or (options.notify == "send" and not config.notify.enabled):
@@ -144,7 +146,7 @@ def _directory(config: Config) -> pd.DataFrame | None:
     return notify.load_directory(config.resolve(path)) if path else None
 
 
-def notify_only(config: Config, out_dir: Path, run_date: date, findings: pd.DataFrame,
+def notify_only(config: Config, out_dir: Path, run_date: date, findings: Findings,
                 options: RunOptions) -> list[str]:  # fmt: skip
     """The notify stage alone, under the ledger lock (its state lives with the ledger)."""
     root = ledger_root(config, out_dir)
@@ -328,12 +330,8 @@ def report(
         }
         for f in intake.values()
     ]
-    findings = audit_ledger(
-        store.read_ledger(root, period.start, period.end),
-        config.audit,
-        store.read_first_seen(root),
-        run_date,
-    )
+    findings = audit_period(root, period.start, period.end, config.audit,
+                            store.read_first_seen_table(root), run_date)  # fmt: skip
     factors = store.read_factors(root)
     # The sections run on the period's ledger grouped one day at a time, never on all its rows.
     grouped = rollup.read(root, period.start, period.end, factors)

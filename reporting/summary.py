@@ -14,6 +14,7 @@ from typing import Any
 import pandas as pd
 
 from reporting import __version__, counts
+from reporting.audit_findings import Findings
 from reporting.energy import ENERGY_METHODS
 
 FACTOR_ID_COLUMNS = (
@@ -112,7 +113,7 @@ def build_summary(
     ledger: pd.DataFrame,
     period: Period,
     inputs: list[dict[str, Any]],
-    findings: pd.DataFrame,
+    findings: pd.DataFrame | Findings,
     gate_failures: list[str] | None = None,
     cloud: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
@@ -135,13 +136,18 @@ def build_summary(
     }
 
 
-def _findings(findings: pd.DataFrame) -> dict[str, Any]:
-    by_rule = findings.groupby("rule").size().sort_index()
+def _findings(findings: pd.DataFrame | Findings) -> dict[str, Any]:
+    if isinstance(findings, Findings):  # held on disk: counted as they were found
+        by_rule = findings.by_rule
+        energy_kwh, co2e_kg = (findings.total(c) for c in ("wasted_energy_kwh", "wasted_co2e_kg"))
+    else:
+        by_rule = findings.groupby("rule").size().sort_index().to_dict()
+        energy_kwh, co2e_kg = (findings[c].sum() for c in ("wasted_energy_kwh", "wasted_co2e_kg"))
     return {
         "count": len(findings),
         "by_rule": {str(rule): int(n) for rule, n in by_rule.items()},
-        "wasted_energy_kwh": _round(findings["wasted_energy_kwh"].sum()),
-        "wasted_co2e_kg": _round(findings["wasted_co2e_kg"].sum()),
+        "wasted_energy_kwh": _round(energy_kwh),
+        "wasted_co2e_kg": _round(co2e_kg),
         "audited": True,
     }
 
@@ -149,9 +155,12 @@ def _findings(findings: pd.DataFrame) -> dict[str, Any]:
 FINDINGS_SHOWN = 25  # in the report; findings.csv keeps them all
 
 
-def findings_table(findings: pd.DataFrame, limit: int = FINDINGS_SHOWN) -> list[dict[str, Any]]:
+def findings_table(
+    findings: pd.DataFrame | Findings, limit: int = FINDINGS_SHOWN
+) -> list[dict[str, Any]]:
     """The report's findings, ranked by wasted kg CO2e (already the table's order)."""
-    rows = findings.head(limit).astype(object).where(findings.head(limit).notna(), None)
+    top = findings.head(limit)
+    rows = top.astype(object).where(top.notna(), None)
     return rows.to_dict("records")
 
 
@@ -235,7 +244,7 @@ def build_context(
     factors: pd.DataFrame,
     *,
     assurance: dict[str, Any],
-    findings: pd.DataFrame,
+    findings: pd.DataFrame | Findings,
     unresolved_owners: list[dict[str, Any]],
     organisation: str,
     run_date: date,

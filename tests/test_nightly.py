@@ -49,6 +49,7 @@ def _ledger(folder: Path) -> dict[str, bytes]:
         not in (
             LOCK_FILE,
             "_findings_first_seen.json",
+            "_findings_first_seen.parquet",
             "_notified.json",
             "_validation.json",
             "_validation_history.json",
