@@ -16,7 +16,7 @@ from reporting import carbon, cost, energy, owners
 from reporting.config import Config
 from reporting.factors import Factor
 from reporting.ingest.slurm import FINAL_STATES
-from reporting.schema import LEDGER_COLUMNS, LEDGER_SCHEMA
+from reporting.schema import LEDGER_SCHEMA
 from reporting.site_params import parameters
 from reporting.telemetry import usage_telemetry
 
@@ -181,14 +181,20 @@ def split_by_day(per_run: pd.DataFrame, extra_linear: tuple[str, ...] = ()) -> p
 
 
 def to_ledger(sliced: pd.DataFrame, run_id: str) -> pd.DataFrame:
-    ledger = sliced.assign(run_id=run_id)
-    for column in LEDGER_COLUMNS:
-        if column not in ledger.columns:
-            ledger[column] = None
-    ordered = ledger[LEDGER_COLUMNS].sort_values(["day", "usage_id"], kind="stable")
+    """LEDGER_COLUMNS, sorted by day and run; text columns hold objects, None where missing.
+    Built column by column in the sorted order: each text column is converted once (sorting the
+    frame first would move every object column twice)."""
+    keys = sliced[["day", "usage_id"]].reset_index(drop=True)
+    order = keys.sort_values(["day", "usage_id"], kind="stable").index.to_numpy()
+    index = pd.RangeIndex(len(order))
+    columns: dict[str, pd.Series] = {}
     for field in LEDGER_SCHEMA:
-        if str(field.type) == "string":
-            ordered[field.name] = (
-                ordered[field.name].astype(object).where(ordered[field.name].notna(), None)
-            )
-    return ordered.reset_index(drop=True)
+        if field.name == "run_id" or field.name not in sliced.columns:
+            fill = run_id if field.name == "run_id" else None
+            columns[field.name] = pd.Series(np.full(len(order), fill), index=index, dtype=object)
+        elif str(field.type) == "string":
+            text = sliced[field.name].to_numpy(dtype=object, na_value=None)[order]
+            columns[field.name] = pd.Series(text, index=index, dtype=object)
+        else:
+            columns[field.name] = sliced[field.name].iloc[order].set_axis(index)
+    return pd.DataFrame(columns, index=index)

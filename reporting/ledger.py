@@ -64,22 +64,22 @@ def write_ledger(
     recover(root)
     replaced_files = set(source_files)
     periods = set(billing_periods)
-    new_ids = pa.concat_arrays(
-        [pa.array(rows["usage_id"].unique(), pa.string()),
-         *([staged.usage_ids.cast(pa.string())] if staged is not None else [])]
-    )  # fmt: skip
+    new_ids = pa.array(rows["usage_id"].unique(), pa.string())
     by_day = dict(tuple(rows.groupby("day", sort=False)))
     staged_days = staged.days() if staged is not None else set()
     plan: list[dict[str, str | None]] = []
     for day in sorted(set(by_day) | staged_days | _days_holding(root, replaced_files, periods)):
         path = partition_path(root, day)
         old = read_partition(path)
+        old_ids = pa.array(old["usage_id"], pa.string())
+        carried = pc.is_in(old_ids, value_set=new_ids).to_numpy(zero_copy_only=False)
+        if staged is not None:  # exact, without holding every staged ID (see staging.py)
+            carried = carried | staged.holds(old_ids)
         replaced = (
-            pd.Series(pc.is_in(pa.array(old["usage_id"], pa.string()), value_set=new_ids)
-                      .to_numpy(zero_copy_only=False), index=old.index)
+            pd.Series(carried, index=old.index)
             | old["source_file"].map(replaced_files.__contains__)
             | old["billing_period"].map(periods.__contains__)
-        )  # fmt: skip
+        )
         keep = old[~replaced.astype(bool)]
         pieces = [keep, by_day.get(day), staged.rows(day) if staged is not None else None]
         present = [p for p in pieces if p is not None and not p.empty]
