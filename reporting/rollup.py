@@ -32,7 +32,7 @@ import pyarrow.compute as pc
 
 from reporting import counts, quarterly, uncertainty
 from reporting import ledger as store
-from reporting.quarterly_tables import IDLE_SUMS, idle_products
+from reporting.quarterly_tables import IDLE_INPUTS, IDLE_SUMS, idle_products_of
 from reporting.summary import FACTOR_ID_COLUMNS
 
 DIMS = [
@@ -120,45 +120,69 @@ class _Counters:
     telemetry: _FirstRows
     lines: _FirstRows
 
-    def flags(self, table: pa.Table, rows: pd.DataFrame, day: date) -> dict[str, np.ndarray]:
+    def flags(self, table: pa.Table, per_row: dict[str, np.ndarray], day: date) -> dict[str, np.ndarray]:  # fmt: skip
         """COUNTS per row: 1 on the first row of a run, of a covered run, of a billing line."""
         midnight = int(pd.Timestamp(day, tz="UTC").value // 10**6)
         ids = pc.fill_null(table.column("usage_id"), "").combine_chunks()
         ends = _milliseconds(table.column("ended_at"))
-        scope = rows["scope"]
-        covered = ((scope == "2") & (rows["telemetry_coverage_ratio"].fillna(0) > 0)).to_numpy()
-        cloud = (scope == "3.1").to_numpy()
-        telemetry, lines = np.zeros(len(rows), bool), np.zeros(len(rows), bool)
+        coverage = per_row["telemetry_coverage_ratio"]
+        covered = per_row["s2"] & (np.where(np.isnan(coverage), 0.0, coverage) > 0)
+        cloud = per_row["s31"]
+        telemetry, lines = np.zeros(table.num_rows, bool), np.zeros(table.num_rows, bool)
         if covered.any():
             telemetry[covered] = self.telemetry.first(ids.filter(pa.array(covered)), ends[covered], midnight)  # fmt: skip
         if cloud.any():
             line_ids = pc.list_element(pc.split_pattern(ids.filter(pa.array(cloud)), "#"), 0)
             lines[cloud] = self.lines.first(line_ids, ends[cloud], midnight)
         return {
-            counts.ROWS: np.ones(len(rows), np.int64),
+            counts.ROWS: np.ones(table.num_rows, np.int64),
             counts.RUNS: self.runs.first(ids, ends, midnight).astype(np.int64),
             counts.TELEMETRY_RUNS: telemetry.astype(np.int64),
             counts.BILLING_LINES: lines.astype(np.int64),
         }
 
 
-def _codes(column: pa.Array | pd.Series) -> np.ndarray:
-    """A code per row for its value, missing values one code of their own."""
+def _codes(column: pa.Array | np.ndarray) -> np.ndarray:
+    """A code per row for its value (-1 or above), missing values one code of their own;
+    integer arrays are codes already."""
     if isinstance(column, pa.DictionaryArray):  # the file's own dictionary, no text hashed
         return pc.fill_null(column.indices, -1).to_numpy()
+    if isinstance(column, np.ndarray) and column.dtype.kind == "i":  # codes already
+        return column
     if isinstance(column, pa.Array):
         column = column.to_numpy(zero_copy_only=False)
     return pd.factorize(column, use_na_sentinel=False)[0]
 
 
-def _group_ids(columns: list[pa.Array | pd.Series]) -> np.ndarray:
+def _group_ids(columns: list[pa.Array | np.ndarray]) -> np.ndarray:
     """A group number per row for its combination of values, numbered in the order the
-    groups' first rows appear."""
-    ids = np.zeros(len(columns[0]), dtype=np.int64)
+    groups' first rows appear. The columns' codes are combined as digits of one number
+    (renumbered only when it could overflow), so most days hash one integer column."""
+    ids, size = np.zeros(len(columns[0]), dtype=np.int64), 1
     for column in columns:
         codes = _codes(column).astype(np.int64)
-        ids = pd.factorize(ids * (int(codes.max(initial=0)) + 2) + codes + 1)[0]
-    return ids
+        radix = int(codes.max(initial=-1)) + 2
+        if size * radix >= 2**62:
+            ids = pd.factorize(ids)[0]
+            size = int(ids.max(initial=0)) + 1
+        ids, size = ids * radix + codes + 1, size * radix
+    return pd.factorize(ids)[0]
+
+
+def _slots(column: pa.ChunkedArray) -> tuple[list[Any], np.ndarray]:
+    """A dictionary column's values, missing last (None), and each row's slot in them."""
+    array = column.combine_chunks()
+    if not pa.types.is_dictionary(array.type):  # an empty period's columns
+        array = pc.dictionary_encode(array)
+    values = [*array.dictionary.to_pylist(), None]
+    return values, pc.fill_null(array.indices, len(values) - 1).to_numpy()
+
+
+def _per_value(column: pa.ChunkedArray, function: Any, dtype: Any) -> np.ndarray:
+    """`function` of each row's value of a dictionary column (None when missing), called
+    once per dictionary value."""
+    values, slots = _slots(column)
+    return np.array([function(v) for v in values], dtype=dtype)[slots]
 
 
 def _sums(values: pd.DataFrame, ids: np.ndarray, sums: list[str], extra: list[str]) -> list[pd.DataFrame]:  # fmt: skip
@@ -193,23 +217,66 @@ def _decoded(table: pa.Table, text: list[str] | None = None) -> pd.DataFrame:
     return pa.table(columns, names=table.column_names).to_pandas()
 
 
+def _floats(table: pa.Table, name: str) -> np.ndarray:
+    return table.column(name).to_numpy().astype(float, copy=False)  # missing: NaN
+
+
+def _per_row(table: pa.Table, register: list[dict[str, Any]]) -> dict[str, np.ndarray]:
+    """The uncertainty cases' inputs (uncertainty.case_inputs: the same values, from the
+    dictionary columns' values instead of decoded rows) and the idle products' inputs."""
+    values = {str(f["factor_id"]): float(f["value"]) for f in register}
+    found = {c: _floats(table, c) for c in {*uncertainty.MEASURES, *IDLE_INPUTS, "n_gpus"}}
+    scope = table.column("scope")
+    found["s2"] = _per_value(scope, lambda v: v == "2", bool)
+    found["s31"] = _per_value(scope, lambda v: v == "3.1", bool)
+    found["pue"] = np.where(np.isnan(found["pue"]), 1.0, found["pue"])
+    defaults = uncertainty.default_pues(register)
+    is_default = _per_value(table.column("pue_factor_id"), lambda v: v in defaults, bool)
+    found["pue_low"], found["pue_high"] = uncertainty.pue_cases(found["pue"], is_default)
+    util_ids, power_ids = table.column("gpu_util_factor_id"), table.column("gpu_power_factor_id")
+    modelled = _per_value(table.column("energy_method"), lambda v: v == "modelled", bool)
+    found["util_low"] = uncertainty.util_scale(
+        modelled & pc.is_valid(util_ids).to_numpy(zero_copy_only=False),
+        _per_value(util_ids, lambda i: uncertainty.default_util(i, values), float),
+        _per_value(power_ids, lambda t: uncertainty.gpu_power_w(t, values, "min"), float),
+        _per_value(power_ids, lambda t: uncertainty.gpu_power_w(t, values, "max"), float),
+    )
+    return found
+
+
+def _report_keys(table: pa.Table, n_gpus: np.ndarray) -> dict[str, tuple[np.ndarray, np.ndarray]]:  # fmt: skip
+    """quarterly.with_report_keys' region and gpu_type: per row a code, one per distinct
+    text, and the texts by code (worked out per dictionary value)."""
+    values, slots = _slots(table.column("grid_zone"))
+    region = [quarterly.UNALLOCATED if v is None else str(v) for v in values]
+    models, gpu_slots = _slots(table.column("gpu_model"))
+    gpu_type = [*models[:-1], quarterly.UNALLOCATED, quarterly.NO_GPU]
+    no_gpu = ~(np.where(np.isnan(n_gpus), 0.0, n_gpus) > 0)
+    gpu_slots = gpu_slots + ((gpu_slots == len(models) - 1) & no_gpu)  # missing: by has_gpu
+    keys = {}
+    for name, texts, rows in (("region", region, slots), ("gpu_type", gpu_type, gpu_slots)):
+        codes, distinct = pd.factorize(np.array(texts, dtype=object))
+        keys[name] = (codes[rows], np.asarray(distinct, dtype=object))
+    return keys
+
+
 def _day(table: pa.Table, day: date, register: list[dict[str, Any]], counters: _Counters) -> tuple[pd.DataFrame, dict[str, dict[str, float]]]:  # fmt: skip
     """One day's rollup and uncertainty figures."""
-    rows = _decoded(table.select(PER_ROW), ["gpu_model", "grid_zone"])  # report keys: text
-    figures = uncertainty.scenario_figures(rows, register)
-    keyed = quarterly.with_report_keys(rows)
+    per_row = _per_row(table, register)
+    figures = uncertainty.figures_of(per_row)
+    keyed = _report_keys(table, per_row["n_gpus"])
     values = pd.DataFrame({
-        **{c: table.column(c).to_numpy() for c in MEASURED}, **idle_products(keyed),
-        **counters.flags(table, rows, day), "n_gpus": rows["n_gpus"].to_numpy(),
+        **{c: _floats(table, c) for c in MEASURED}, **idle_products_of(per_row),
+        **counters.flags(table, per_row, day), "n_gpus": per_row["n_gpus"],
     })  # fmt: skip
     dims = [table.column(c).chunk(0) if table.num_rows else table.column(c).combine_chunks()
             for c in [*TEXT_DIMS, *FLOAT_DIMS]]  # fmt: skip
-    ids = _group_ids([*dims, keyed["region"], keyed["gpu_type"]])
+    ids = _group_ids([*dims, keyed["region"][0], keyed["gpu_type"][0]])
     firsts = np.unique(ids, return_index=True)[1]
     keys = _decoded(table.select([*TEXT_DIMS, *FLOAT_DIMS]).take(firsts))
     keys["day"] = pd.Series([day] * len(firsts), dtype=object)
-    keys["region"] = keyed["region"].iloc[firsts].to_numpy()
-    keys["gpu_type"] = keyed["gpu_type"].iloc[firsts].to_numpy()
+    for name, (codes, texts) in keyed.items():
+        keys[name] = texts[codes[firsts]]
     frame = pd.concat([keys[DIMS], *_sums(values, ids, SUMS, [*COUNTS, "n_gpus"])], axis=1)
     return frame, figures
 

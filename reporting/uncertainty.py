@@ -126,6 +126,11 @@ def _mapped(column: pd.Series, function: Callable[[object], float]) -> np.ndarra
     return map_distinct(column, function).to_numpy(dtype=float)
 
 
+def _sum(values: np.ndarray) -> float:
+    """`np.nansum`: the same sum (NaN taken as 0), the copy made only if there is a NaN."""
+    return float(np.nansum(values) if np.isnan(values).any() else np.sum(values))
+
+
 class _Cases:
     """The per-row arrays of one ledger part, with what several cases share worked out once
     (the same operations in the same order as case by case: the same figures)."""
@@ -136,6 +141,7 @@ class _Cases:
         self.s2, self.s31 = rows["s2"], rows["s31"]
         self.embodied_kg = float(np.nansum(self.filled["co2e_embodied_kg"]))
         self._scaled: dict[tuple[str, str], tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+        self._mask_kind: dict[int, str] = {}
 
     def figures(self, facility: np.ndarray, grid: float, embodied: float, key: Any) -> dict[str, float]:  # fmt: skip
         """KPI figures when each row's facility energy is `facility` (the same for the same
@@ -147,18 +153,28 @@ class _Cases:
             self._scaled[key] = (facility, self.filled["co2e_location_kg"] * ratio,
                                  self.filled["co2e_market_kg"] * ratio)  # fmt: skip
         facility, location, market = self._scaled[key]
-        location, market = location * grid, market * grid
-        s2, s31 = self.s2, self.s31
+        if grid != 1.0:  # x × 1.0 is x: skipped
+            location, market = location * grid, market * grid
         return {
-            "facility_energy_kwh": float(np.nansum(facility)),
-            "scope2_location_kg": float(np.nansum(location[s2])),
-            "scope2_market_kg": float(np.nansum(market[s2])),
-            "scope31_location_kg": float(np.nansum(location[s31])),
-            "scope31_market_kg": float(np.nansum(market[s31])),
-            "co2e_location_kg": float(np.nansum(location)),
-            "co2e_market_kg": float(np.nansum(market)),
+            "facility_energy_kwh": _sum(facility),
+            "scope2_location_kg": self._part_sum(location, self.s2),
+            "scope2_market_kg": self._part_sum(market, self.s2),
+            "scope31_location_kg": self._part_sum(location, self.s31),
+            "scope31_market_kg": self._part_sum(market, self.s31),
+            "co2e_location_kg": _sum(location),
+            "co2e_market_kg": _sum(market),
             "co2e_embodied_kg": self.embodied_kg * embodied,
         }
+
+    def _part_sum(self, values: np.ndarray, mask: np.ndarray) -> float:
+        """`np.nansum(values[mask])`, without the copy when the mask takes all or none."""
+        key = id(mask)
+        if key not in self._mask_kind:
+            self._mask_kind[key] = "all" if mask.all() else "some" if mask.any() else "none"
+        kind = self._mask_kind[key]
+        if kind == "none":
+            return 0.0
+        return _sum(values if kind == "all" else values[mask])
 
     def scenario(self, cases: dict[str, Any], choice: dict[str, str]) -> dict[str, float]:
         """Figures with each parameter at `choice[name]` ('low', 'central' or 'high')."""
