@@ -126,9 +126,9 @@ def _mapped(column: pd.Series, function: Callable[[object], float]) -> np.ndarra
     return map_distinct(column, function).to_numpy(dtype=float)
 
 
-def _sum(values: np.ndarray) -> float:
+def _sum(values: np.ndarray, has_nan: bool) -> float:
     """`np.nansum`: the same sum (NaN taken as 0), the copy made only if there is a NaN."""
-    return float(np.nansum(values) if np.isnan(values).any() else np.sum(values))
+    return float(np.nansum(values) if has_nan else np.sum(values))
 
 
 class _Cases:
@@ -140,7 +140,8 @@ class _Cases:
         self.filled = {c: _filled(rows[c]) for c in MEASURES}
         self.s2, self.s31 = rows["s2"], rows["s31"]
         self.embodied_kg = float(np.nansum(self.filled["co2e_embodied_kg"]))
-        self._scaled: dict[tuple[str, str], tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+        self._scaled: dict[Any, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+        self._nan: dict[Any, tuple[bool, bool]] = {}  # NaN in location, market (any grid)
         self._mask_kind: dict[int, str] = {}
 
     def figures(self, facility: np.ndarray, grid: float, embodied: float, key: Any) -> dict[str, float]:  # fmt: skip
@@ -150,23 +151,26 @@ class _Cases:
             measured = self.rows["facility_energy_kwh"]
             with np.errstate(divide="ignore", invalid="ignore"):
                 ratio = np.where(measured > 0, facility / measured, 1.0)
-            self._scaled[key] = (facility, self.filled["co2e_location_kg"] * ratio,
-                                 self.filled["co2e_market_kg"] * ratio)  # fmt: skip
+            location = self.filled["co2e_location_kg"] * ratio
+            market = self.filled["co2e_market_kg"] * ratio
+            self._scaled[key] = (facility, location, market)
+            self._nan[key] = (bool(np.isnan(location).any()), bool(np.isnan(market).any()))
         facility, location, market = self._scaled[key]
+        nan_location, nan_market = self._nan[key]  # the grid scale (±15 %) keeps them
         if grid != 1.0:  # x × 1.0 is x: skipped
             location, market = location * grid, market * grid
         return {
-            "facility_energy_kwh": _sum(facility),
-            "scope2_location_kg": self._part_sum(location, self.s2),
-            "scope2_market_kg": self._part_sum(market, self.s2),
-            "scope31_location_kg": self._part_sum(location, self.s31),
-            "scope31_market_kg": self._part_sum(market, self.s31),
-            "co2e_location_kg": _sum(location),
-            "co2e_market_kg": _sum(market),
+            "facility_energy_kwh": _sum(facility, False),  # filled
+            "scope2_location_kg": self._part_sum(location, self.s2, nan_location),
+            "scope2_market_kg": self._part_sum(market, self.s2, nan_market),
+            "scope31_location_kg": self._part_sum(location, self.s31, nan_location),
+            "scope31_market_kg": self._part_sum(market, self.s31, nan_market),
+            "co2e_location_kg": _sum(location, nan_location),
+            "co2e_market_kg": _sum(market, nan_market),
             "co2e_embodied_kg": self.embodied_kg * embodied,
         }
 
-    def _part_sum(self, values: np.ndarray, mask: np.ndarray) -> float:
+    def _part_sum(self, values: np.ndarray, mask: np.ndarray, has_nan: bool) -> float:
         """`np.nansum(values[mask])`, without the copy when the mask takes all or none."""
         key = id(mask)
         if key not in self._mask_kind:
@@ -174,7 +178,7 @@ class _Cases:
         kind = self._mask_kind[key]
         if kind == "none":
             return 0.0
-        return _sum(values if kind == "all" else values[mask])
+        return _sum(values if kind == "all" else values[mask], has_nan)
 
     def scenario(self, cases: dict[str, Any], choice: dict[str, str]) -> dict[str, float]:
         """Figures with each parameter at `choice[name]` ('low', 'central' or 'high')."""
