@@ -92,9 +92,11 @@ class _FirstRows:
     def first(self, keys: pa.Array, ends: np.ndarray, midnight: int) -> np.ndarray:
         open_now = self._ends >= midnight
         self._keys, self._ends = self._keys.filter(pa.array(open_now)), self._ends[open_now]
-        codes = pc.dictionary_encode(keys).indices.to_numpy()
-        first = np.zeros(len(keys), dtype=bool)
-        first[np.unique(codes, return_index=True)[1]] = True
+        # Codes are numbered in order of first appearance: a row is its key's first when its
+        # code is above every earlier row's (no sort needed).
+        codes = pc.dictionary_encode(keys).indices.to_numpy().astype(np.int64)
+        earlier = np.maximum.accumulate(np.concatenate([[-1], codes[:-1]]))
+        first = codes > earlier
         first &= ~pc.is_in(keys, value_set=self._keys).to_numpy(zero_copy_only=False)
         going_on = ends >= midnight + DAY_MS
         if going_on.any():

@@ -143,22 +143,24 @@ class _Cases:
         self._scaled: dict[Any, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
         self._nan: dict[Any, tuple[bool, bool]] = {}  # NaN in location, market (any grid)
         self._mask_kind: dict[int, str] = {}
+        self._scratch = (np.empty(len(rows["pue"])), np.empty(len(rows["pue"])))
 
     def figures(self, facility: np.ndarray, grid: float, embodied: float, key: Any) -> dict[str, float]:  # fmt: skip
         """KPI figures when each row's facility energy is `facility` (the same for the same
         `key`) and factors are scaled."""
         if key not in self._scaled:
             measured = self.rows["facility_energy_kwh"]
-            with np.errstate(divide="ignore", invalid="ignore"):
-                ratio = np.where(measured > 0, facility / measured, 1.0)
+            ratio = np.ones(len(measured))  # where(measured > 0, facility / measured, 1.0)
+            np.divide(facility, measured, out=ratio, where=measured > 0)
             location = self.filled["co2e_location_kg"] * ratio
             market = self.filled["co2e_market_kg"] * ratio
             self._scaled[key] = (facility, location, market)
             self._nan[key] = (bool(np.isnan(location).any()), bool(np.isnan(market).any()))
         facility, location, market = self._scaled[key]
         nan_location, nan_market = self._nan[key]  # the grid scale (±15 %) keeps them
-        if grid != 1.0:  # x × 1.0 is x: skipped
-            location, market = location * grid, market * grid
+        if grid != 1.0:  # x × 1.0 is x: skipped; the products into scratch arrays
+            location = np.multiply(location, grid, out=self._scratch[0])
+            market = np.multiply(market, grid, out=self._scratch[1])
         return {
             "facility_energy_kwh": _sum(facility, False),  # filled
             "scope2_location_kg": self._part_sum(location, self.s2, nan_location),
@@ -186,12 +188,14 @@ class _Cases:
         if key in self._scaled:
             facility = self._scaled[key][0]
         else:
-            it_kwh = self.filled["it_energy_kwh"]
-            it = it_kwh + self.filled["gpu_energy_kwh"] * (
-                cases["utilisation"][choice["utilisation"]] - 1
-            )
-            pue = cases["pue"][choice["pue"]]
-            facility = _filled(np.where(it_kwh > 0, it * pue, self.rows["facility_energy_kwh"]))
+            # it_kwh + gpu_kwh × (utilisation - 1), × PUE where there is IT energy; in place
+            it_kwh, it = self.filled["it_energy_kwh"], self._scratch[0]
+            np.subtract(cases["utilisation"][choice["utilisation"]], 1, out=it)
+            np.multiply(self.filled["gpu_energy_kwh"], it, out=it)
+            np.add(it_kwh, it, out=it)
+            np.multiply(it, cases["pue"][choice["pue"]], out=it)
+            facility = np.where(it_kwh > 0, it, self.rows["facility_energy_kwh"])
+            facility[np.isnan(facility)] = 0.0  # _filled
         return self.figures(facility, cases["grid"][choice["grid"]],
                             cases["embodied"][choice["embodied"]], key)  # fmt: skip
 
