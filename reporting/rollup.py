@@ -92,11 +92,7 @@ class _FirstRows:
     def first(self, keys: pa.Array, ends: np.ndarray, midnight: int) -> np.ndarray:
         open_now = self._ends >= midnight
         self._keys, self._ends = self._keys.filter(pa.array(open_now)), self._ends[open_now]
-        # Codes are numbered in order of first appearance: a row is its key's first when its
-        # code is above every earlier row's (no sort needed).
-        codes = pc.dictionary_encode(keys).indices.to_numpy().astype(np.int64)
-        earlier = np.maximum.accumulate(np.concatenate([[-1], codes[:-1]]))
-        first = codes > earlier
+        first = _first_of_key(keys)
         first &= ~pc.is_in(keys, value_set=self._keys).to_numpy(zero_copy_only=False)
         going_on = ends >= midnight + DAY_MS
         if going_on.any():
@@ -108,6 +104,20 @@ class _FirstRows:
             self._keys = latest.column("key").combine_chunks()
             self._ends = latest.column("end_max").to_numpy()
         return first
+
+
+def _first_of_key(keys: pa.Array) -> np.ndarray:
+    """Whether each row is the first of its key. A day's ledger rows are stored sorted by usage
+    id, so equal keys are next to each other: compared with the row before, when the keys are
+    in order (checked); else hashed."""
+    if len(keys) > 1 and keys.null_count == 0:
+        before, after = keys.slice(0, len(keys) - 1), keys.slice(1)
+        if pc.all(pc.less_equal(before, after)).as_py():
+            return np.concatenate([[True], pc.not_equal(before, after).to_numpy(zero_copy_only=False)])  # fmt: skip
+    # Codes are numbered in order of first appearance: a row is its key's first when its code
+    # is above every earlier row's.
+    codes = pc.dictionary_encode(keys).indices.to_numpy().astype(np.int64)
+    return codes > np.maximum.accumulate(np.concatenate([[-1], codes[:-1]]))
 
 
 def _milliseconds(column: pa.ChunkedArray) -> np.ndarray:
