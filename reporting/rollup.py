@@ -217,18 +217,6 @@ def _grouped(frame: pd.DataFrame, dims: list[str], sums: list[str]) -> pd.DataFr
     return pd.concat([keys, *_sums(frame[sums], ids, sums, [])], axis=1)
 
 
-def _decoded(table: pa.Table, text: list[str] | None = None) -> pd.DataFrame:
-    """The table as pandas, the dictionary columns in `text` (default: all) as text, the
-    others as categoricals (enough for comparing and mapping per distinct value)."""
-    columns = [
-        c.cast(c.type.value_type)
-        if pa.types.is_dictionary(c.type) and (text is None or name in text)
-        else c
-        for name, c in zip(table.column_names, table.columns, strict=True)
-    ]  # fmt: skip
-    return pa.table(columns, names=table.column_names).to_pandas()
-
-
 def _floats(table: pa.Table, name: str) -> np.ndarray:
     return table.column(name).to_numpy().astype(float, copy=False)  # missing: NaN
 
@@ -272,8 +260,15 @@ def _report_keys(table: pa.Table, n_gpus: np.ndarray) -> dict[str, tuple[np.ndar
     return keys
 
 
-def _day(table: pa.Table, day: date, register: list[dict[str, Any]], counters: _Counters) -> tuple[pd.DataFrame, dict[str, dict[str, float]]]:  # fmt: skip
-    """One day's rollup and uncertainty figures."""
+@dataclass
+class _DayGroups:
+    keys: pa.Table  # the groups' TEXT_DIMS and FLOAT_DIMS, decoded
+    labels: dict[str, np.ndarray]  # the groups' day, region and gpu_type
+    sums: list[pd.DataFrame]  # _sums of the groups
+
+
+def _day(table: pa.Table, day: date, register: list[dict[str, Any]], counters: _Counters) -> tuple[_DayGroups, dict[str, dict[str, float]]]:  # fmt: skip
+    """One day's groups and uncertainty figures."""
     per_row = _per_row(table, register)
     figures = uncertainty.figures_of(per_row)
     keyed = _report_keys(table, per_row["n_gpus"])
@@ -285,12 +280,28 @@ def _day(table: pa.Table, day: date, register: list[dict[str, Any]], counters: _
             for c in [*TEXT_DIMS, *FLOAT_DIMS]]  # fmt: skip
     ids = _group_ids([*dims, keyed["region"][0], keyed["gpu_type"][0]])
     firsts = np.unique(ids, return_index=True)[1]
-    keys = _decoded(table.select([*TEXT_DIMS, *FLOAT_DIMS]).take(firsts))
-    keys["day"] = pd.Series([day] * len(firsts), dtype=object)
-    for name, (codes, texts) in keyed.items():
-        keys[name] = texts[codes[firsts]]
-    frame = pd.concat([keys[DIMS], *_sums(values, ids, SUMS, [*COUNTS, "n_gpus"])], axis=1)
-    return frame, figures
+    keys = _plain(table.select([*TEXT_DIMS, *FLOAT_DIMS]).take(firsts))
+    labels = {"day": np.array([day] * len(firsts), dtype=object)}
+    labels |= {name: texts[codes[firsts]] for name, (codes, texts) in keyed.items()}
+    return _DayGroups(keys, labels, _sums(values, ids, SUMS, [*COUNTS, "n_gpus"])), figures
+
+
+def _plain(table: pa.Table) -> pa.Table:
+    """The table with its dictionary columns decoded."""
+    columns = [c.cast(c.type.value_type) if pa.types.is_dictionary(c.type) else c
+               for c in table.columns]  # fmt: skip
+    return pa.table(columns, names=table.column_names)
+
+
+def _rollup_rows(days: list[_DayGroups]) -> pd.DataFrame:
+    """The days' groups as one frame: DIMS, then the sums; the keys made pandas at once (per
+    day, pandas' per-column cost would outweigh the few groups)."""
+    keys = pa.concat_tables([d.keys for d in days]).to_pandas()
+    for name in ("day", "region", "gpu_type"):
+        values = np.concatenate([d.labels[name] for d in days])
+        keys[name] = pd.Series(values, dtype=object) if name == "day" else values
+    sums = [pd.concat(parts, ignore_index=True) for parts in zip(*[d.sums for d in days], strict=True)]  # fmt: skip
+    return pd.concat([keys[DIMS], *sums], axis=1)
 
 
 def register_of(factors: pd.DataFrame) -> list[dict[str, Any]]:
@@ -320,20 +331,20 @@ def read(root: Path, start: date, end: date, factors: pd.DataFrame) -> Rollup:
     read once."""
     register = register_of(factors)
     counters = _Counters(_FirstRows(), _FirstRows(), _FirstRows())
-    frames, figures = [], None
+    groups, figures = [], None
     earlier: list[tuple[pd.DataFrame, pd.DataFrame]] = []
     later: list[tuple[pd.DataFrame, pd.DataFrame]] = []
     for day, rows in _other_days(root, start, end):
         (earlier if day < start else later).append(_history(rows))
     for day, table in store.read_day_tables(root, start, end, READ, DICTIONARY):
-        frame, found = _day(table, day, register, counters)
-        frames.append(frame)
+        found_groups, found = _day(table, day, register, counters)
+        groups.append(found_groups)
         figures = found if figures is None else uncertainty.added(figures, found)
-    if not frames:
+    if not groups:
         empty = pa.Table.from_pandas(store.empty_rows(READ), preserve_index=False)
-        frame, figures = _day(empty, start, register, counters)
-        frames.append(frame)
-    rows = pd.concat(frames, ignore_index=True)
+        found_groups, figures = _day(empty, start, register, counters)
+        groups.append(found_groups)
+    rows = _rollup_rows(groups)
     days = [*earlier, _history(rows), *later]  # the period's groups, grouped further
     history = pd.concat([h for h, _ in days], ignore_index=True)
     held = pd.concat([h for _, h in days], ignore_index=True)
