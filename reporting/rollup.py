@@ -11,7 +11,12 @@ row before grouping:
 - the model cards' measured idle energy and telemetry-covered GPU-hours: per-row products
   (quarterly_tables.idle_products), summed;
 - the uncertainty ranges recompute every row under other PUE, utilisation and grid cases:
-  their KPI figures are sums, worked out per day and added (uncertainty.scenario_figures).
+  their KPI figures are sums, worked out per day and added (uncertainty.figures_of).
+The day's rows are never made pandas: what is worked out per text value (scope masks, factor
+values, report keys) is worked out once per dictionary value of the column as the file stores
+it and spread by the row's index, the rest is numpy on the Arrow columns; the operations are
+those of the per-row definitions (uncertainty.case_inputs, quarterly.with_report_keys), in the
+same order, so the figures are the same to the last digit (tests/test_rollup_parts.py).
 Groups keep the order in which their first row appears (days in order, `sort=False`), so a
 section that takes the first value of a column (location_table's grid factor id) finds the
 one the rows would give.
