@@ -195,6 +195,12 @@ def _slots(column: pa.ChunkedArray) -> tuple[list[Any], np.ndarray]:
     return values, pc.fill_null(array.indices, len(values) - 1).to_numpy()
 
 
+def _firsts(ids: np.ndarray) -> np.ndarray:
+    """Each group's first row, by group number (`_group_ids` numbers groups in the order of
+    their first rows: a first row's number is above every earlier row's; no sort)."""
+    return np.flatnonzero(ids > np.maximum.accumulate(np.concatenate([[-1], ids[:-1]])))
+
+
 def _per_value(column: pa.ChunkedArray, function: Any, dtype: Any) -> np.ndarray:
     """`function` of each row's value of a dictionary column (None when missing), called
     once per dictionary value."""
@@ -217,7 +223,7 @@ def _grouped(frame: pd.DataFrame, dims: list[str], sums: list[str]) -> pd.DataFr
     """`frame`'s `sums` per distinct `dims`, in order of first appearance (missing values a
     group of their own)."""
     ids = _group_ids([frame[c] for c in dims])
-    firsts = np.unique(ids, return_index=True)[1]
+    firsts = _firsts(ids)
     keys = frame[dims].iloc[firsts].reset_index(drop=True)
     return pd.concat([keys, *_sums(frame[sums], ids, sums, [])], axis=1)
 
@@ -284,7 +290,7 @@ def _day(table: pa.Table, day: date, register: list[dict[str, Any]], counters: _
     dims = [table.column(c).chunk(0) if table.num_rows else table.column(c).combine_chunks()
             for c in [*TEXT_DIMS, *FLOAT_DIMS]]  # fmt: skip
     ids = _group_ids([*dims, keyed["region"][0], keyed["gpu_type"][0]])
-    firsts = np.unique(ids, return_index=True)[1]
+    firsts = _firsts(ids)
     keys = _plain(table.select([*TEXT_DIMS, *FLOAT_DIMS]).take(firsts))
     labels = {"day": np.array([day] * len(firsts), dtype=object)}
     labels |= {name: texts[codes[firsts]] for name, (codes, texts) in keyed.items()}

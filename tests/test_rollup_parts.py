@@ -88,3 +88,10 @@ def test_case_arrays_from_arrow_equal_those_from_pandas_rows() -> None:
     for name, values in expected.items():
         np.testing.assert_array_equal(found[name], values, err_msg=name)
     assert uncertainty.figures_of(found) == uncertainty.scenario_figures(rows, register)
+
+
+def test_firsts_are_each_groups_first_row_in_group_order() -> None:
+    ids = rollup._group_ids([np.array([3, 1, 3, 2, 1, 2, 4])])
+    assert rollup._firsts(ids).tolist() == np.unique(ids, return_index=True)[1].tolist()
+    assert rollup._firsts(ids).tolist() == [0, 1, 3, 6]
+    assert rollup._firsts(np.array([], dtype=np.int64)).tolist() == []
