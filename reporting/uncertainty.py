@@ -144,14 +144,17 @@ class _Cases:
         self._nan: dict[Any, tuple[bool, bool]] = {}  # NaN in location, market (any grid)
         self._mask_kind: dict[int, str] = {}
         self._scratch = (np.empty(len(rows["pue"])), np.empty(len(rows["pue"])))
+        self._ratio = np.empty(len(rows["pue"]))
+        self._metered = rows["facility_energy_kwh"] > 0
 
     def figures(self, facility: np.ndarray, grid: float, embodied: float, key: Any) -> dict[str, float]:  # fmt: skip
         """KPI figures when each row's facility energy is `facility` (the same for the same
         `key`) and factors are scaled."""
         if key not in self._scaled:
-            measured = self.rows["facility_energy_kwh"]
-            ratio = np.ones(len(measured))  # where(measured > 0, facility / measured, 1.0)
-            np.divide(facility, measured, out=ratio, where=measured > 0)
+            # where(measured > 0, facility / measured, 1.0), into the ratio's scratch array
+            ratio = self._ratio
+            ratio.fill(1.0)
+            np.divide(facility, self.rows["facility_energy_kwh"], out=ratio, where=self._metered)
             location = self.filled["co2e_location_kg"] * ratio
             market = self.filled["co2e_market_kg"] * ratio
             self._scaled[key] = (facility, location, market)
