@@ -9,9 +9,11 @@ and text; formatting for people happens in the templates.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from importlib import resources
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from reporting import counts
@@ -240,16 +242,28 @@ IDLE_SUMS = ["idle_facility_kwh", "idle_location_g", "idle_market_g", "covered_g
 CARD_COLUMNS = ["model", "site", "gpu_type", "n_gpus", "phase", "region", *CARD_SUMS, *IDLE_SUMS]
 
 
-def idle_products(rows: pd.DataFrame) -> dict[str, pd.Series]:
+IDLE_INPUTS = ["idle_gpu_energy_kwh", "pue", "grid_intensity_g_per_kwh",
+               "market_intensity_g_per_kwh", "gpu_hours", "telemetry_coverage_ratio"]  # fmt: skip
+
+
+def idle_products(rows: pd.DataFrame) -> dict[str, np.ndarray]:
     """Per row: the facility kWh of the idle GPU time DCGM measured (its IT kWh × the row's
     PUE), that × the row's location and market g/kWh, and the GPU-hours telemetry covered."""
-    kwh = rows["idle_gpu_energy_kwh"].fillna(0.0) * rows["pue"].fillna(1.0)
+    return idle_products_of({c: rows[c].to_numpy(dtype=float, na_value=np.nan) for c in IDLE_INPUTS})  # fmt: skip
+
+
+def idle_products_of(rows: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """`idle_products` from the IDLE_INPUTS as float arrays (missing: NaN)."""
+
+    def filled(name: str, value: float) -> np.ndarray:
+        return np.where(np.isnan(rows[name]), value, rows[name])
+
+    kwh = filled("idle_gpu_energy_kwh", 0.0) * filled("pue", 1.0)
     return {
         "idle_facility_kwh": kwh,
-        "idle_location_g": kwh * rows["grid_intensity_g_per_kwh"].fillna(0.0),
-        "idle_market_g": kwh * rows["market_intensity_g_per_kwh"].fillna(0.0),
-        "covered_gpu_hours": rows["gpu_hours"].fillna(0.0)
-        * rows["telemetry_coverage_ratio"].fillna(0.0),
+        "idle_location_g": kwh * filled("grid_intensity_g_per_kwh", 0.0),
+        "idle_market_g": kwh * filled("market_intensity_g_per_kwh", 0.0),
+        "covered_gpu_hours": filled("gpu_hours", 0.0) * filled("telemetry_coverage_ratio", 0.0),
     }
 
 

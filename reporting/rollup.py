@@ -11,7 +11,12 @@ row before grouping:
 - the model cards' measured idle energy and telemetry-covered GPU-hours: per-row products
   (quarterly_tables.idle_products), summed;
 - the uncertainty ranges recompute every row under other PUE, utilisation and grid cases:
-  their KPI figures are sums, worked out per day and added (uncertainty.scenario_figures).
+  their KPI figures are sums, worked out per day and added (uncertainty.figures_of).
+The day's rows are never made pandas: what is worked out per text value (scope masks, factor
+values, report keys) is worked out once per dictionary value of the column as the file stores
+it and spread by the row's index, the rest is numpy on the Arrow columns; the operations are
+those of the per-row definitions (uncertainty.case_inputs, quarterly.with_report_keys), in the
+same order, so the figures are the same to the last digit (tests/test_rollup_parts.py).
 Groups keep the order in which their first row appears (days in order, `sort=False`), so a
 section that takes the first value of a column (location_table's grid factor id) finds the
 one the rows would give.
@@ -32,7 +37,7 @@ import pyarrow.compute as pc
 
 from reporting import counts, quarterly, uncertainty
 from reporting import ledger as store
-from reporting.quarterly_tables import IDLE_SUMS, idle_products
+from reporting.quarterly_tables import IDLE_INPUTS, IDLE_SUMS, idle_products_of
 from reporting.summary import FACTOR_ID_COLUMNS
 
 DIMS = [
@@ -92,9 +97,7 @@ class _FirstRows:
     def first(self, keys: pa.Array, ends: np.ndarray, midnight: int) -> np.ndarray:
         open_now = self._ends >= midnight
         self._keys, self._ends = self._keys.filter(pa.array(open_now)), self._ends[open_now]
-        codes = pc.dictionary_encode(keys).indices.to_numpy()
-        first = np.zeros(len(keys), dtype=bool)
-        first[np.unique(codes, return_index=True)[1]] = True
+        first = _first_of_key(keys)
         first &= ~pc.is_in(keys, value_set=self._keys).to_numpy(zero_copy_only=False)
         going_on = ends >= midnight + DAY_MS
         if going_on.any():
@@ -106,6 +109,20 @@ class _FirstRows:
             self._keys = latest.column("key").combine_chunks()
             self._ends = latest.column("end_max").to_numpy()
         return first
+
+
+def _first_of_key(keys: pa.Array) -> np.ndarray:
+    """Whether each row is the first of its key. A day's ledger rows are stored sorted by usage
+    id, so equal keys are next to each other: compared with the row before, when the keys are
+    in order (checked); else hashed."""
+    if len(keys) > 1 and keys.null_count == 0:
+        before, after = keys.slice(0, len(keys) - 1), keys.slice(1)
+        if pc.all(pc.less_equal(before, after)).as_py():
+            return np.concatenate([[True], pc.not_equal(before, after).to_numpy(zero_copy_only=False)])  # fmt: skip
+    # Codes are numbered in order of first appearance: a row is its key's first when its code
+    # is above every earlier row's.
+    codes = pc.dictionary_encode(keys).indices.to_numpy().astype(np.int64)
+    return codes > np.maximum.accumulate(np.concatenate([[-1], codes[:-1]]))
 
 
 def _milliseconds(column: pa.ChunkedArray) -> np.ndarray:
@@ -120,45 +137,75 @@ class _Counters:
     telemetry: _FirstRows
     lines: _FirstRows
 
-    def flags(self, table: pa.Table, rows: pd.DataFrame, day: date) -> dict[str, np.ndarray]:
+    def flags(self, table: pa.Table, per_row: dict[str, np.ndarray], day: date) -> dict[str, np.ndarray]:  # fmt: skip
         """COUNTS per row: 1 on the first row of a run, of a covered run, of a billing line."""
         midnight = int(pd.Timestamp(day, tz="UTC").value // 10**6)
         ids = pc.fill_null(table.column("usage_id"), "").combine_chunks()
         ends = _milliseconds(table.column("ended_at"))
-        scope = rows["scope"]
-        covered = ((scope == "2") & (rows["telemetry_coverage_ratio"].fillna(0) > 0)).to_numpy()
-        cloud = (scope == "3.1").to_numpy()
-        telemetry, lines = np.zeros(len(rows), bool), np.zeros(len(rows), bool)
+        coverage = per_row["telemetry_coverage_ratio"]
+        covered = per_row["s2"] & (np.where(np.isnan(coverage), 0.0, coverage) > 0)
+        cloud = per_row["s31"]
+        telemetry, lines = np.zeros(table.num_rows, bool), np.zeros(table.num_rows, bool)
         if covered.any():
             telemetry[covered] = self.telemetry.first(ids.filter(pa.array(covered)), ends[covered], midnight)  # fmt: skip
         if cloud.any():
             line_ids = pc.list_element(pc.split_pattern(ids.filter(pa.array(cloud)), "#"), 0)
             lines[cloud] = self.lines.first(line_ids, ends[cloud], midnight)
         return {
-            counts.ROWS: np.ones(len(rows), np.int64),
+            counts.ROWS: np.ones(table.num_rows, np.int64),
             counts.RUNS: self.runs.first(ids, ends, midnight).astype(np.int64),
             counts.TELEMETRY_RUNS: telemetry.astype(np.int64),
             counts.BILLING_LINES: lines.astype(np.int64),
         }
 
 
-def _codes(column: pa.Array | pd.Series) -> np.ndarray:
-    """A code per row for its value, missing values one code of their own."""
+def _codes(column: pa.Array | np.ndarray) -> np.ndarray:
+    """A code per row for its value (-1 or above), missing values one code of their own;
+    integer arrays are codes already."""
     if isinstance(column, pa.DictionaryArray):  # the file's own dictionary, no text hashed
         return pc.fill_null(column.indices, -1).to_numpy()
+    if isinstance(column, np.ndarray) and column.dtype.kind == "i":  # codes already
+        return column
     if isinstance(column, pa.Array):
         column = column.to_numpy(zero_copy_only=False)
     return pd.factorize(column, use_na_sentinel=False)[0]
 
 
-def _group_ids(columns: list[pa.Array | pd.Series]) -> np.ndarray:
+def _group_ids(columns: list[pa.Array | np.ndarray]) -> np.ndarray:
     """A group number per row for its combination of values, numbered in the order the
-    groups' first rows appear."""
-    ids = np.zeros(len(columns[0]), dtype=np.int64)
+    groups' first rows appear. The columns' codes are combined as digits of one number
+    (renumbered only when it could overflow), so most days hash one integer column."""
+    ids, size = np.zeros(len(columns[0]), dtype=np.int64), 1
     for column in columns:
         codes = _codes(column).astype(np.int64)
-        ids = pd.factorize(ids * (int(codes.max(initial=0)) + 2) + codes + 1)[0]
-    return ids
+        radix = int(codes.max(initial=-1)) + 2
+        if size * radix >= 2**62:
+            ids = pd.factorize(ids)[0]
+            size = int(ids.max(initial=0)) + 1
+        ids, size = ids * radix + codes + 1, size * radix
+    return pd.factorize(ids)[0]
+
+
+def _slots(column: pa.ChunkedArray) -> tuple[list[Any], np.ndarray]:
+    """A dictionary column's values, missing last (None), and each row's slot in them."""
+    array = column.combine_chunks()
+    if not pa.types.is_dictionary(array.type):  # an empty period's columns
+        array = pc.dictionary_encode(array)
+    values = [*array.dictionary.to_pylist(), None]
+    return values, pc.fill_null(array.indices, len(values) - 1).to_numpy()
+
+
+def _firsts(ids: np.ndarray) -> np.ndarray:
+    """Each group's first row, by group number (`_group_ids` numbers groups in the order of
+    their first rows: a first row's number is above every earlier row's; no sort)."""
+    return np.flatnonzero(ids > np.maximum.accumulate(np.concatenate([[-1], ids[:-1]])))
+
+
+def _per_value(column: pa.ChunkedArray, function: Any, dtype: Any) -> np.ndarray:
+    """`function` of each row's value of a dictionary column (None when missing), called
+    once per dictionary value."""
+    values, slots = _slots(column)
+    return np.array([function(v) for v in values], dtype=dtype)[slots]
 
 
 def _sums(values: pd.DataFrame, ids: np.ndarray, sums: list[str], extra: list[str]) -> list[pd.DataFrame]:  # fmt: skip
@@ -176,42 +223,96 @@ def _grouped(frame: pd.DataFrame, dims: list[str], sums: list[str]) -> pd.DataFr
     """`frame`'s `sums` per distinct `dims`, in order of first appearance (missing values a
     group of their own)."""
     ids = _group_ids([frame[c] for c in dims])
-    firsts = np.unique(ids, return_index=True)[1]
+    firsts = _firsts(ids)
     keys = frame[dims].iloc[firsts].reset_index(drop=True)
     return pd.concat([keys, *_sums(frame[sums], ids, sums, [])], axis=1)
 
 
-def _decoded(table: pa.Table, text: list[str] | None = None) -> pd.DataFrame:
-    """The table as pandas, the dictionary columns in `text` (default: all) as text, the
-    others as categoricals (enough for comparing and mapping per distinct value)."""
-    columns = [
-        c.cast(c.type.value_type)
-        if pa.types.is_dictionary(c.type) and (text is None or name in text)
-        else c
-        for name, c in zip(table.column_names, table.columns, strict=True)
-    ]  # fmt: skip
-    return pa.table(columns, names=table.column_names).to_pandas()
+def _floats(table: pa.Table, name: str) -> np.ndarray:
+    return table.column(name).to_numpy().astype(float, copy=False)  # missing: NaN
 
 
-def _day(table: pa.Table, day: date, register: list[dict[str, Any]], counters: _Counters) -> tuple[pd.DataFrame, dict[str, dict[str, float]]]:  # fmt: skip
-    """One day's rollup and uncertainty figures."""
-    rows = _decoded(table.select(PER_ROW), ["gpu_model", "grid_zone"])  # report keys: text
-    figures = uncertainty.scenario_figures(rows, register)
-    keyed = quarterly.with_report_keys(rows)
+def _per_row(table: pa.Table, register: list[dict[str, Any]]) -> dict[str, np.ndarray]:
+    """The uncertainty cases' inputs (uncertainty.case_inputs: the same values, from the
+    dictionary columns' values instead of decoded rows) and the idle products' inputs."""
+    values = {str(f["factor_id"]): float(f["value"]) for f in register}
+    found = {c: _floats(table, c) for c in {*uncertainty.MEASURES, *IDLE_INPUTS, "n_gpus"}}
+    scope = table.column("scope")
+    found["s2"] = _per_value(scope, lambda v: v == "2", bool)
+    found["s31"] = _per_value(scope, lambda v: v == "3.1", bool)
+    found["pue"] = np.where(np.isnan(found["pue"]), 1.0, found["pue"])
+    defaults = uncertainty.default_pues(register)
+    is_default = _per_value(table.column("pue_factor_id"), lambda v: v in defaults, bool)
+    found["pue_low"], found["pue_high"] = uncertainty.pue_cases(found["pue"], is_default)
+    util_ids, power_ids = table.column("gpu_util_factor_id"), table.column("gpu_power_factor_id")
+    modelled = _per_value(table.column("energy_method"), lambda v: v == "modelled", bool)
+    found["util_low"] = uncertainty.util_scale(
+        modelled & pc.is_valid(util_ids).to_numpy(zero_copy_only=False),
+        _per_value(util_ids, lambda i: uncertainty.default_util(i, values), float),
+        _per_value(power_ids, lambda t: uncertainty.gpu_power_w(t, values, "min"), float),
+        _per_value(power_ids, lambda t: uncertainty.gpu_power_w(t, values, "max"), float),
+    )
+    return found
+
+
+def _report_keys(table: pa.Table, n_gpus: np.ndarray) -> dict[str, tuple[np.ndarray, np.ndarray]]:  # fmt: skip
+    """quarterly.with_report_keys' region and gpu_type: per row a code, one per distinct
+    text, and the texts by code (worked out per dictionary value)."""
+    values, slots = _slots(table.column("grid_zone"))
+    region = [quarterly.UNALLOCATED if v is None else str(v) for v in values]
+    models, gpu_slots = _slots(table.column("gpu_model"))
+    gpu_type = [*models[:-1], quarterly.UNALLOCATED, quarterly.NO_GPU]
+    no_gpu = ~(np.where(np.isnan(n_gpus), 0.0, n_gpus) > 0)
+    gpu_slots = gpu_slots + ((gpu_slots == len(models) - 1) & no_gpu)  # missing: by has_gpu
+    keys = {}
+    for name, texts, rows in (("region", region, slots), ("gpu_type", gpu_type, gpu_slots)):
+        codes, distinct = pd.factorize(np.array(texts, dtype=object))
+        keys[name] = (codes[rows], np.asarray(distinct, dtype=object))
+    return keys
+
+
+@dataclass
+class _DayGroups:
+    keys: pa.Table  # the groups' TEXT_DIMS and FLOAT_DIMS, decoded
+    labels: dict[str, np.ndarray]  # the groups' day, region and gpu_type
+    sums: list[pd.DataFrame]  # _sums of the groups
+
+
+def _day(table: pa.Table, day: date, register: list[dict[str, Any]], counters: _Counters) -> tuple[_DayGroups, dict[str, dict[str, float]]]:  # fmt: skip
+    """One day's groups and uncertainty figures."""
+    per_row = _per_row(table, register)
+    figures = uncertainty.figures_of(per_row)
+    keyed = _report_keys(table, per_row["n_gpus"])
     values = pd.DataFrame({
-        **{c: table.column(c).to_numpy() for c in MEASURED}, **idle_products(keyed),
-        **counters.flags(table, rows, day), "n_gpus": rows["n_gpus"].to_numpy(),
+        **{c: _floats(table, c) for c in MEASURED}, **idle_products_of(per_row),
+        **counters.flags(table, per_row, day), "n_gpus": per_row["n_gpus"],
     })  # fmt: skip
     dims = [table.column(c).chunk(0) if table.num_rows else table.column(c).combine_chunks()
             for c in [*TEXT_DIMS, *FLOAT_DIMS]]  # fmt: skip
-    ids = _group_ids([*dims, keyed["region"], keyed["gpu_type"]])
-    firsts = np.unique(ids, return_index=True)[1]
-    keys = _decoded(table.select([*TEXT_DIMS, *FLOAT_DIMS]).take(firsts))
-    keys["day"] = pd.Series([day] * len(firsts), dtype=object)
-    keys["region"] = keyed["region"].iloc[firsts].to_numpy()
-    keys["gpu_type"] = keyed["gpu_type"].iloc[firsts].to_numpy()
-    frame = pd.concat([keys[DIMS], *_sums(values, ids, SUMS, [*COUNTS, "n_gpus"])], axis=1)
-    return frame, figures
+    ids = _group_ids([*dims, keyed["region"][0], keyed["gpu_type"][0]])
+    firsts = _firsts(ids)
+    keys = _plain(table.select([*TEXT_DIMS, *FLOAT_DIMS]).take(firsts))
+    labels = {"day": np.array([day] * len(firsts), dtype=object)}
+    labels |= {name: texts[codes[firsts]] for name, (codes, texts) in keyed.items()}
+    return _DayGroups(keys, labels, _sums(values, ids, SUMS, [*COUNTS, "n_gpus"])), figures
+
+
+def _plain(table: pa.Table) -> pa.Table:
+    """The table with its dictionary columns decoded."""
+    columns = [c.cast(c.type.value_type) if pa.types.is_dictionary(c.type) else c
+               for c in table.columns]  # fmt: skip
+    return pa.table(columns, names=table.column_names)
+
+
+def _rollup_rows(days: list[_DayGroups]) -> pd.DataFrame:
+    """The days' groups as one frame: DIMS, then the sums; the keys made pandas at once (per
+    day, pandas' per-column cost would outweigh the few groups)."""
+    keys = pa.concat_tables([d.keys for d in days]).to_pandas()
+    for name in ("day", "region", "gpu_type"):
+        values = np.concatenate([d.labels[name] for d in days])
+        keys[name] = pd.Series(values, dtype=object) if name == "day" else values
+    sums = [pd.concat(parts, ignore_index=True) for parts in zip(*[d.sums for d in days], strict=True)]  # fmt: skip
+    return pd.concat([keys[DIMS], *sums], axis=1)
 
 
 def register_of(factors: pd.DataFrame) -> list[dict[str, Any]]:
@@ -241,20 +342,20 @@ def read(root: Path, start: date, end: date, factors: pd.DataFrame) -> Rollup:
     read once."""
     register = register_of(factors)
     counters = _Counters(_FirstRows(), _FirstRows(), _FirstRows())
-    frames, figures = [], None
+    groups, figures = [], None
     earlier: list[tuple[pd.DataFrame, pd.DataFrame]] = []
     later: list[tuple[pd.DataFrame, pd.DataFrame]] = []
     for day, rows in _other_days(root, start, end):
         (earlier if day < start else later).append(_history(rows))
     for day, table in store.read_day_tables(root, start, end, READ, DICTIONARY):
-        frame, found = _day(table, day, register, counters)
-        frames.append(frame)
+        found_groups, found = _day(table, day, register, counters)
+        groups.append(found_groups)
         figures = found if figures is None else uncertainty.added(figures, found)
-    if not frames:
+    if not groups:
         empty = pa.Table.from_pandas(store.empty_rows(READ), preserve_index=False)
-        frame, figures = _day(empty, start, register, counters)
-        frames.append(frame)
-    rows = pd.concat(frames, ignore_index=True)
+        found_groups, figures = _day(empty, start, register, counters)
+        groups.append(found_groups)
+    rows = _rollup_rows(groups)
     days = [*earlier, _history(rows), *later]  # the period's groups, grouped further
     history = pd.concat([h for h, _ in days], ignore_index=True)
     held = pd.concat([h for _, h in days], ignore_index=True)

@@ -20,7 +20,7 @@ confidence interval):
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
@@ -56,38 +56,38 @@ def _factor_values(register: list[Mapping[str, Any]]) -> dict[str, float]:
     return {str(f["factor_id"]): float(f["value"]) for f in register}
 
 
-def _gpu_power_w(ids: pd.Series, values: dict[str, float], end: str) -> pd.Series:
-    """W_min or W_max of each row's GPU (0 when the row names no such factor)."""
-
-    def pick(text: object) -> float:
-        if not isinstance(text, str):
-            return 0.0
-        return next((values.get(i, 0.0) for i in text.split(";") if i.endswith(f":{end}")), 0.0)
-
-    return map_distinct(ids, pick).astype(float)
+def default_pues(register: list[Mapping[str, Any]]) -> set[str]:
+    """The ids of the packaged default PUEs (their range is DEFAULT_PUE_RANGE)."""
+    return {str(f["factor_id"]) for f in register if f["kind"] == "pue" and f["is_default"]}
 
 
-def _util_scale(rows: pd.DataFrame, values: dict[str, float]) -> pd.Series:
+def gpu_power_w(text: object, values: dict[str, float], end: str) -> float:
+    """W_min or W_max (`end`) of a row's GPU power factor ids (0 when it names no such one)."""
+    if not isinstance(text, str):
+        return 0.0
+    return next((values.get(i, 0.0) for i in text.split(";") if i.endswith(f":{end}")), 0.0)
+
+
+def default_util(factor_id: object, values: dict[str, float]) -> float:
+    """The utilisation a row's GPU energy was modelled at (1.0, TDP, when unknown)."""
+    return values.get(str(factor_id), 1.0)
+
+
+def util_scale(
+    defaulted: np.ndarray, default_u: np.ndarray, w_min: np.ndarray, w_max: np.ndarray
+) -> np.ndarray:
     """GPU energy at the low utilisation ÷ GPU energy at the default, per row (1 elsewhere)."""
-    defaulted = rows["gpu_util_factor_id"].notna() & (rows["energy_method"] == "modelled")
-    default_u = map_distinct(rows["gpu_util_factor_id"], lambda i: values.get(str(i), 1.0))
-    default_u = default_u.astype(float)
-    w_min = _gpu_power_w(rows["gpu_power_factor_id"], values, "min")
-    w_max = _gpu_power_w(rows["gpu_power_factor_id"], values, "max")
     at_default = w_min + default_u * (w_max - w_min)
     at_low = w_min + UTIL_LOW_RATIO * (w_max - w_min)
-    scale = (at_low / at_default).where(at_default > 0, 1.0)
-    return scale.where(defaulted, 1.0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        scale = np.where(at_default > 0, at_low / at_default, 1.0)
+    return np.where(defaulted, scale, 1.0)
 
 
-def _pue_cases(
-    rows: pd.DataFrame, register: list[Mapping[str, Any]]
-) -> tuple[pd.Series, pd.Series]:
-    defaults = {str(f["factor_id"]) for f in register if f["kind"] == "pue" and f["is_default"]}
-    pue = rows["pue"].fillna(1.0).astype(float)
-    is_default = rows["pue_factor_id"].isin(defaults)
-    low = pue.where(is_default, pue * (1 - PUE_RELATIVE)).mask(is_default, DEFAULT_PUE_RANGE[0])
-    high = pue.where(is_default, pue * (1 + PUE_RELATIVE)).mask(is_default, DEFAULT_PUE_RANGE[1])
+def pue_cases(pue: np.ndarray, is_default: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Low and high PUE per row from its PUE (missing: 1.0) and whether it is a default."""
+    low = np.where(is_default, DEFAULT_PUE_RANGE[0], pue * (1 - PUE_RELATIVE))
+    high = np.where(is_default, DEFAULT_PUE_RANGE[1], pue * (1 + PUE_RELATIVE))
     return np.maximum(low, 1.0), high
 
 
@@ -99,49 +99,108 @@ def _filled(values: np.ndarray) -> np.ndarray:
     return np.where(np.isnan(values), 0.0, values)
 
 
-def _arrays(rows: pd.DataFrame) -> dict[str, np.ndarray]:
-    """The measures as float arrays (missing: NaN) and the scope masks: the cases below are
-    worked out many times per row, where pandas' per-operation cost would dominate."""
+def case_inputs(rows: pd.DataFrame, register: list[Mapping[str, Any]]) -> dict[str, np.ndarray]:
+    """What `figures_of` reads, from ledger rows: the measures as float arrays (missing: NaN),
+    the scope masks, the central PUE (missing: 1.0), its low and high cases and the low
+    utilisation's scale. The cases are worked out many times per row, where pandas'
+    per-operation cost would dominate: numpy arrays throughout."""
+    values = _factor_values(register)
     found = {c: rows[c].to_numpy(dtype=float, na_value=np.nan) for c in MEASURES}
     for name, scope in (("s2", "2"), ("s31", "3.1")):
         found[name] = (rows["scope"] == scope).to_numpy(dtype=bool, na_value=False)
+    found["pue"] = rows["pue"].fillna(1.0).to_numpy(dtype=float)
+    is_default = rows["pue_factor_id"].isin(default_pues(register)).to_numpy(dtype=bool)
+    found["pue_low"], found["pue_high"] = pue_cases(found["pue"], is_default)
+    ids = rows["gpu_power_factor_id"]
+    defaulted = rows["gpu_util_factor_id"].notna() & (rows["energy_method"] == "modelled")
+    found["util_low"] = util_scale(
+        defaulted.to_numpy(dtype=bool, na_value=False),
+        _mapped(rows["gpu_util_factor_id"], lambda i: default_util(i, values)),
+        _mapped(ids, lambda text: gpu_power_w(text, values, "min")),
+        _mapped(ids, lambda text: gpu_power_w(text, values, "max")),
+    )
     return found
 
 
-def _figures(
-    rows: dict[str, np.ndarray], facility: np.ndarray, grid: float, embodied: float
-) -> dict[str, float]:
-    """KPI figures when each row's facility energy is `facility` and factors are scaled."""
-    measured = rows["facility_energy_kwh"]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        ratio = np.where(measured > 0, facility / measured, 1.0)
-    location = _filled(rows["co2e_location_kg"]) * ratio * grid
-    market = _filled(rows["co2e_market_kg"]) * ratio * grid
-    s2, s31 = rows["s2"], rows["s31"]
-    return {
-        "facility_energy_kwh": float(np.nansum(facility)),
-        "scope2_location_kg": float(np.nansum(location[s2])),
-        "scope2_market_kg": float(np.nansum(market[s2])),
-        "scope31_location_kg": float(np.nansum(location[s31])),
-        "scope31_market_kg": float(np.nansum(market[s31])),
-        "co2e_location_kg": float(np.nansum(location)),
-        "co2e_market_kg": float(np.nansum(market)),
-        "co2e_embodied_kg": float(np.nansum(_filled(rows["co2e_embodied_kg"])) * embodied),
-    }
+def _mapped(column: pd.Series, function: Callable[[object], float]) -> np.ndarray:
+    return map_distinct(column, function).to_numpy(dtype=float)
 
 
-def _scenario(
-    rows: dict[str, np.ndarray], cases: dict[str, Any], choice: dict[str, str]
-) -> dict[str, float]:
-    """Figures with each parameter at `choice[name]` ('low', 'central' or 'high')."""
-    it_kwh = _filled(rows["it_energy_kwh"])
-    it = it_kwh + _filled(rows["gpu_energy_kwh"]) * (
-        cases["utilisation"][choice["utilisation"]] - 1
-    )
-    pue = cases["pue"][choice["pue"]]
-    facility = np.where(it_kwh > 0, it * pue, rows["facility_energy_kwh"])
-    return _figures(rows, _filled(facility), cases["grid"][choice["grid"]],
-                    cases["embodied"][choice["embodied"]])  # fmt: skip
+def _sum(values: np.ndarray, has_nan: bool) -> float:
+    """`np.nansum`: the same sum (NaN taken as 0), the copy made only if there is a NaN."""
+    return float(np.nansum(values) if has_nan else np.sum(values))
+
+
+class _Cases:
+    """The per-row arrays of one ledger part, with what several cases share worked out once
+    (the same operations in the same order as case by case: the same figures)."""
+
+    def __init__(self, rows: dict[str, np.ndarray]) -> None:
+        self.rows = rows
+        self.filled = {c: _filled(rows[c]) for c in MEASURES}
+        self.s2, self.s31 = rows["s2"], rows["s31"]
+        self.embodied_kg = float(np.nansum(self.filled["co2e_embodied_kg"]))
+        self._scaled: dict[Any, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+        self._nan: dict[Any, tuple[bool, bool]] = {}  # NaN in location, market (any grid)
+        self._mask_kind: dict[int, str] = {}
+        self._scratch = (np.empty(len(rows["pue"])), np.empty(len(rows["pue"])))
+        self._ratio = np.empty(len(rows["pue"]))
+        self._metered = rows["facility_energy_kwh"] > 0
+
+    def figures(self, facility: np.ndarray, grid: float, embodied: float, key: Any) -> dict[str, float]:  # fmt: skip
+        """KPI figures when each row's facility energy is `facility` (the same for the same
+        `key`) and factors are scaled."""
+        if key not in self._scaled:
+            # where(measured > 0, facility / measured, 1.0), into the ratio's scratch array
+            ratio = self._ratio
+            ratio.fill(1.0)
+            np.divide(facility, self.rows["facility_energy_kwh"], out=ratio, where=self._metered)
+            location = self.filled["co2e_location_kg"] * ratio
+            market = self.filled["co2e_market_kg"] * ratio
+            self._scaled[key] = (facility, location, market)
+            self._nan[key] = (bool(np.isnan(location).any()), bool(np.isnan(market).any()))
+        facility, location, market = self._scaled[key]
+        nan_location, nan_market = self._nan[key]  # the grid scale (±15 %) keeps them
+        if grid != 1.0:  # x × 1.0 is x: skipped; the products into scratch arrays
+            location = np.multiply(location, grid, out=self._scratch[0])
+            market = np.multiply(market, grid, out=self._scratch[1])
+        return {
+            "facility_energy_kwh": _sum(facility, False),  # filled
+            "scope2_location_kg": self._part_sum(location, self.s2, nan_location),
+            "scope2_market_kg": self._part_sum(market, self.s2, nan_market),
+            "scope31_location_kg": self._part_sum(location, self.s31, nan_location),
+            "scope31_market_kg": self._part_sum(market, self.s31, nan_market),
+            "co2e_location_kg": _sum(location, nan_location),
+            "co2e_market_kg": _sum(market, nan_market),
+            "co2e_embodied_kg": self.embodied_kg * embodied,
+        }
+
+    def _part_sum(self, values: np.ndarray, mask: np.ndarray, has_nan: bool) -> float:
+        """`np.nansum(values[mask])`, without the copy when the mask takes all or none."""
+        key = id(mask)
+        if key not in self._mask_kind:
+            self._mask_kind[key] = "all" if mask.all() else "some" if mask.any() else "none"
+        kind = self._mask_kind[key]
+        if kind == "none":
+            return 0.0
+        return _sum(values if kind == "all" else values[mask], has_nan)
+
+    def scenario(self, cases: dict[str, Any], choice: dict[str, str]) -> dict[str, float]:
+        """Figures with each parameter at `choice[name]` ('low', 'central' or 'high')."""
+        key = (choice["pue"], choice["utilisation"])
+        if key in self._scaled:
+            facility = self._scaled[key][0]
+        else:
+            # it_kwh + gpu_kwh × (utilisation - 1), × PUE where there is IT energy; in place
+            it_kwh, it = self.filled["it_energy_kwh"], self._scratch[0]
+            np.subtract(cases["utilisation"][choice["utilisation"]], 1, out=it)
+            np.multiply(self.filled["gpu_energy_kwh"], it, out=it)
+            np.add(it_kwh, it, out=it)
+            np.multiply(it, cases["pue"][choice["pue"]], out=it)
+            facility = np.where(it_kwh > 0, it, self.rows["facility_energy_kwh"])
+            facility[np.isnan(facility)] = 0.0  # _filled
+        return self.figures(facility, cases["grid"][choice["grid"]],
+                            cases["embodied"][choice["embodied"]], key)  # fmt: skip
 
 
 def scenario_figures(
@@ -150,33 +209,31 @@ def scenario_figures(
     """The KPI figures (unrounded sums) of every case `ranges` shows: central, all low, all
     high, and each parameter low and high alone (`pue:low`, ...). Sums: the figures of a ledger
     read in parts add up (`added`)."""
-    values = _factor_values(register)
-    pue_low, pue_high = _pue_cases(rows, register)
-    util = _util_scale(rows, values).to_numpy(dtype=float)
-    central_pue = rows["pue"].fillna(1.0).to_numpy(dtype=float)
+    return figures_of(case_inputs(rows, register))
+
+
+def figures_of(rows: dict[str, np.ndarray]) -> dict[str, dict[str, float]]:
+    """`scenario_figures` from the arrays `case_inputs` gives."""
+    util = rows["util_low"]
     cases = {
-        "pue": {
-            "low": np.asarray(pue_low, dtype=float),
-            "central": central_pue,
-            "high": pue_high.to_numpy(dtype=float),
-        },
+        "pue": {"low": rows["pue_low"], "central": rows["pue"], "high": rows["pue_high"]},
         "utilisation": {"low": util, "central": np.ones(len(util)), "high": np.ones(len(util))},
         "grid": {"low": 1 - GRID_RELATIVE, "central": 1.0, "high": 1 + GRID_RELATIVE},
         "embodied": {"low": EMBODIED_LOW_SCALE, "central": 1.0, "high": 1.0},
     }
     names = [p[0] for p in PARAMETERS]
-    arrays = _arrays(rows)
+    parts = _Cases(rows)
     figures = {
-        "central": _figures(arrays, _filled(arrays["facility_energy_kwh"]), 1.0, 1.0),
-        "low": _scenario(arrays, cases, dict.fromkeys(names, "low")),
-        "high": _scenario(arrays, cases, dict.fromkeys(names, "high")),
+        "central": parts.figures(parts.filled["facility_energy_kwh"], 1.0, 1.0, "measured"),
+        "low": parts.scenario(cases, dict.fromkeys(names, "low")),
+        "high": parts.scenario(cases, dict.fromkeys(names, "high")),
     }
     for name in names:
         if name == "embodied":
             continue  # the service life moves only the embodied allocation, not the tornado's KPI
         one = dict.fromkeys(names, "central")
         for end in ("low", "high"):
-            figures[f"{name}:{end}"] = _scenario(arrays, cases, {**one, name: end})
+            figures[f"{name}:{end}"] = parts.scenario(cases, {**one, name: end})
     return figures
 
 

@@ -1,0 +1,97 @@
+"""The rollup's per-day building blocks (rollup.py) on small hand-made columns: the shortcuts
+(sorted keys compared with their neighbour, codes combined as digits, per-dictionary-value
+functions) must give what the plain per-row definitions give."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pytest
+
+from reporting import rollup, uncertainty
+
+KEYS = ["b#1", "a", "b#1", "c", "a", "a", "d", "c"]
+
+
+def _first_by_definition(keys: list[str]) -> list[bool]:
+    return [key not in keys[:i] for i, key in enumerate(keys)]
+
+
+@pytest.mark.parametrize("keys", [KEYS, sorted(KEYS), ["x"], [], ["a", "a", "a"]])
+def test_first_of_key_marks_each_keys_first_row_sorted_or_not(keys: list[str]) -> None:
+    found = rollup._first_of_key(pa.array(keys, pa.string()))
+    assert found.tolist() == _first_by_definition(keys)
+
+
+def test_first_rows_remember_a_run_going_on_past_midnight() -> None:
+    day_ms = rollup.DAY_MS
+    first = rollup._FirstRows()
+    ends = np.array([2 * day_ms, day_ms // 2, 2 * day_ms])  # a and c go on to the next day
+    assert first.first(pa.array(["a", "b", "c"]), ends, 0).tolist() == [True, True, True]
+    later = first.first(pa.array(["a", "b", "d"]), np.full(3, 2 * day_ms), day_ms)
+    assert later.tolist() == [False, True, True]  # b ended before: a new run of the same id
+
+
+def test_group_ids_number_combinations_in_order_of_first_appearance() -> None:
+    team = pa.array(["x", "y", "x", None, "y", None]).dictionary_encode()
+    pue = pa.array([1.2, 1.2, 1.2, np.nan, 1.3, np.nan])
+    codes = np.array([0, 0, 0, 1, 0, 1])
+    ids = rollup._group_ids([team, pue, codes])
+    assert ids.tolist() == [0, 1, 0, 2, 3, 2]
+
+
+def test_group_ids_renumber_before_the_digits_overflow() -> None:
+    # 40 columns of 3 values: 3**40 would overflow an int64 without renumbering.
+    rng = np.random.default_rng(7)
+    columns = [rng.integers(0, 3, size=200) for _ in range(40)]
+    ids = rollup._group_ids(columns)
+    expected = pd.factorize(pd.Series(list(zip(*columns, strict=True))))[0]
+    assert ids.tolist() == expected.tolist()
+
+
+def test_per_value_applies_the_function_once_per_dictionary_value_and_to_missing() -> None:
+    column = pa.chunked_array([pa.array(["gpu:a", None, "gpu:b", "gpu:a"]).dictionary_encode()])
+    calls: list[object] = []
+
+    def length(value: object) -> float:
+        calls.append(value)
+        return -1.0 if value is None else float(len(str(value)))
+
+    assert rollup._per_value(column, length, float).tolist() == [5.0, -1.0, 5.0, 5.0]
+    assert len(calls) == 3
+    assert set(calls) == {"gpu:a", "gpu:b", None}
+
+
+def test_case_arrays_from_arrow_equal_those_from_pandas_rows() -> None:
+    register = [
+        {"factor_id": "pue:default", "kind": "pue", "value": 1.58, "is_default": True},
+        {"factor_id": "util:default", "kind": "gpu_util", "value": 0.8, "is_default": True},
+        {"factor_id": "p:min", "kind": "gpu_power", "value": 100.0, "is_default": True},
+        {"factor_id": "p:max", "kind": "gpu_power", "value": 700.0, "is_default": True},
+    ]
+    rows = pd.DataFrame({
+        "scope": ["2", "3.1", "2", None], "pue": [1.58, np.nan, 1.2, 1.4],
+        "pue_factor_id": ["pue:default", None, "config:x", "pue:default"],
+        "gpu_util_factor_id": ["util:default", None, "util:default", None],
+        "gpu_power_factor_id": ["p:min;p:max", None, "p:min;p:max", "p:min;p:max"],
+        "energy_method": ["modelled", "provider", "measured", "modelled"],
+        **{m: [1.0, 2.0, np.nan, 0.5] for m in uncertainty.MEASURES},
+        **{c: [0.1, np.nan, 0.3, 0.0] for c in ["idle_gpu_energy_kwh", "gpu_hours",
+           "telemetry_coverage_ratio", "grid_intensity_g_per_kwh",
+           "market_intensity_g_per_kwh", "n_gpus"]},
+    })  # fmt: skip
+    text = [c for c in rows.columns if rows[c].dtype != float]
+    table = pa.table({c: pa.array(rows[c]).dictionary_encode() if c in text else pa.array(rows[c]) for c in rows.columns})  # fmt: skip
+    found = rollup._per_row(table, register)
+    expected = uncertainty.case_inputs(rows, register)
+    for name, values in expected.items():
+        np.testing.assert_array_equal(found[name], values, err_msg=name)
+    assert uncertainty.figures_of(found) == uncertainty.scenario_figures(rows, register)
+
+
+def test_firsts_are_each_groups_first_row_in_group_order() -> None:
+    ids = rollup._group_ids([np.array([3, 1, 3, 2, 1, 2, 4])])
+    assert rollup._firsts(ids).tolist() == np.unique(ids, return_index=True)[1].tolist()
+    assert rollup._firsts(ids).tolist() == [0, 1, 3, 6]
+    assert rollup._firsts(np.array([], dtype=np.int64)).tolist() == []
