@@ -23,6 +23,7 @@ from reporting.cloud_nodes import split_node_bills
 from reporting.config import BILLING_KINDS, VENDOR_CARBON_KINDS, Config
 from reporting.factors import register_frame
 from reporting.intake import Intake, all_input_files, ingest, input_paths, merge_intakes
+from reporting.memory import release_freed_memory
 from reporting.runstate import file_fingerprint, ledger_lock, read_state, write_state
 from reporting.schema import empty_quarantine, empty_usage
 from reporting.staging import Staged
@@ -94,11 +95,13 @@ def run(
             )
             changed = set(processed)
             timer.lap("ingest")
+            release_freed_memory()  # the slices' frames are gone: the commit starts from less
             gate = _store(config, root, intake, processed, options,
                           (validator, record, run_date, out_dir), streamed)  # fmt: skip
         else:
             timer.lap("ingest")
         timer.lap("attribute_and_ledger")
+        release_freed_memory()  # the commit's frames are gone: the report starts from less
         reported = report(config, period, out_dir, run_date, gate)
         store.write_first_seen(root, reported.findings)
         timer.lap("report")
