@@ -26,7 +26,9 @@ import pyarrow.parquet as pq
 
 from reporting.schema import FINDING_COLUMNS, LEDGER_SCHEMA
 
-SPILL_ROWS = 200_000  # findings ranked and written per batch file
+SPILL_ROWS = (
+    50_000  # findings ranked and written per batch file (each held as a frame until written)
+)
 READ_ROWS = 4_096  # rows per row group of a batch file, read back one at a time
 CHUNK_ROWS = 50_000  # ranked findings handed out at a time
 TEXT = (

@@ -30,7 +30,7 @@ from reporting.audit_config import Audit
 from reporting.audit_findings import Findings, FindingSpill
 from reporting.errors import InputError
 
-WINDOW_ROWS = 150_000  # ledger rows judged at a time (besides the runs carried over)
+WINDOW_ROWS = 50_000  # ledger rows judged at a time (besides the runs carried over)
 READ = [c for c in dict.fromkeys([*CLUSTER_COLUMNS, "scope"]) if c in store.FILE_SCHEMA.names]
 
 
