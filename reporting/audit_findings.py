@@ -11,6 +11,7 @@ the next rows of each file, read in row groups (a k-way merge done by counting).
 from __future__ import annotations
 
 import shutil
+import tempfile
 import weakref
 from collections import Counter
 from collections.abc import Iterator
@@ -131,6 +132,17 @@ class FindingSpill:
             findings, shutil.rmtree, self.folder, ignore_errors=True
         )
         return findings
+
+
+def findings_of_frame(frame: pd.DataFrame, run_date: date) -> Findings:
+    """A FINDING_COLUMNS frame (a small period's, a test's) held like the audit's findings, in
+    the audit's rank order, keeping its first_seen dates."""
+    spill = FindingSpill(Path(tempfile.mkdtemp(prefix="greenops-findings-")))
+    if not frame.empty:
+        spill.add(frame)
+    seen = pa.table({c: pa.array(frame[c].astype(object), pa.string())
+                     for c in ("finding_id", "first_seen")})  # fmt: skip
+    return spill.finish(seen, run_date)
 
 
 @dataclass

@@ -31,7 +31,7 @@ import pandas as pd
 from reporting import notify_mail as mail
 from reporting import notify_stream as stream
 from reporting.audit_config import Notify
-from reporting.audit_findings import Findings
+from reporting.audit_findings import Findings, findings_of_frame
 from reporting.config import UNALLOCATED
 from reporting.errors import ConfigError, InputError, ReportingError
 
@@ -66,28 +66,16 @@ def notify_findings(findings: pd.DataFrame | Findings, settings: Notify, *, stat
     sender = mail.sender_address(settings.from_address, organisation)
     state = read_state(state_dir)
     book = address_book(directory)
-    if isinstance(findings, Findings):
-        outgoing, reduced = _stored_outgoing(findings, settings, state, book, sender=sender,
+    held = findings if isinstance(findings, Findings) else findings_of_frame(findings, run_date)
+    try:
+        outgoing, reduced = _stored_outgoing(held, settings, state, book, sender=sender,
                                              organisation=organisation, run_date=run_date)  # fmt: skip
         return _send(
             outgoing, reduced, settings, (state_dir, state), out_dir, run_date, dry_run, password
         )
-    kept, suppressed = _split_suppressed(findings, settings)
-    todo = kept[~kept["finding_id"].astype(str).isin(state["findings"])]
-    to = pd.Series([_address_of(row, settings, book) for row in todo.to_dict("records")],
-                   index=todo.index, dtype=object)  # fmt: skip
-    digests = _digests(todo[to.notna()].assign(_to=to), settings.max_findings_per_owner,
-                               sender=sender, organisation=organisation, run_date=run_date)  # fmt: skip
-    weekly = _weekly(kept, state, book, sender=sender, organisation=organisation,
-                     run_date=run_date, settings=settings)  # fmt: skip
-    outgoing = [*digests, *weekly]
-    if dry_run:
-        return _dry_run(outgoing, todo, to, suppressed, out_dir, run_date)
-    accepted, errors = mail.send_all(outgoing, settings, password)
-    delivered = [o for o, ok in zip(outgoing, accepted, strict=True) if ok]
-    _record(state, delivered, run_date)
-    write_state(state_dir, state)
-    return _result(delivered, todo, to, suppressed, errors=_redact(errors, password))
+    finally:
+        if held is not findings:  # held on disk for this call only
+            held.close()
 
 
 def _stored_outgoing(findings: Findings, settings: Notify, state: dict[str, Any], book: AddressBook,
@@ -132,13 +120,6 @@ def _send(outgoing: list[mail.Outgoing], reduced: stream.Due, settings: Notify,
     )  # fmt: skip
 
 
-def _dry_run(outgoing: list[mail.Outgoing], todo: pd.DataFrame, to: pd.Series,
-             suppressed: list[str], out_dir: Path, run_date: date) -> NotifyResult:  # fmt: skip
-    """Write each e-mail to `out_dir/outbox/` instead of sending; nothing is marked as sent."""
-    paths = _write_outbox(outgoing, out_dir, run_date)
-    return _result(outgoing, todo, to, suppressed, errors=[], outbox=paths)
-
-
 def _write_outbox(outgoing: list[mail.Outgoing], out_dir: Path, run_date: date) -> list[Path]:
     outbox = out_dir / OUTBOX
     paths = []
@@ -154,24 +135,6 @@ def _write_outbox(outgoing: list[mail.Outgoing], out_dir: Path, run_date: date) 
             "the output folder is writable, or pass another --out."
         ) from exc
     return paths
-
-
-def _result(delivered: list[mail.Outgoing], todo: pd.DataFrame, to: pd.Series,
-            suppressed: list[str], *, errors: list[str],
-            outbox: list[Path] | None = None) -> NotifyResult:  # fmt: skip
-    """Pending is everything due tonight that did not go out: no address, over the cap, refused."""
-    sent = sorted({i for o in delivered if o.kind == "digest" for i in o.finding_ids})
-    ids = todo["finding_id"].astype(str)
-    unresolved = todo[to.isna()]
-    return NotifyResult(
-        sent=sent,
-        pending=sorted(set(ids) - set(sent)),
-        unresolved=sorted({_owner_name(r) for r in unresolved.to_dict("records")}),
-        outbox=outbox or [],
-        errors=errors,
-        suppressed=suppressed,
-        weekly=sorted({o.team for o in delivered if o.kind == "weekly"}),
-    )
 
 
 def _redact(errors: list[str], password: str | None) -> list[str]:
@@ -206,26 +169,6 @@ def _check_settings(settings: Notify) -> None:
 
 def _text(value: Any) -> str:
     return "" if value is None or (not isinstance(value, str) and pd.isna(value)) else str(value)
-
-
-def _split_suppressed(findings: pd.DataFrame, settings: Notify) -> tuple[pd.DataFrame, list[str]]:
-    """Findings to handle, and the ids of those `suppress_*` drops (neither sent nor pending)."""
-    patterns = [re.compile(p) for p in settings.suppress_job_names]
-    users = set(settings.suppress_users)
-    rules = set(settings.suppress_rules)
-
-    def suppressed(row: Mapping[str, Any]) -> bool:
-        job_name = _text(row["job_name"])
-        return (
-            bool({_text(row["user"]), _text(row["owner"])} & users)
-            or _text(row["rule"]) in rules
-            or any(p.search(job_name) for p in patterns)
-        )
-
-    mask = pd.Series(
-        [suppressed(r) for r in findings.to_dict("records")], index=findings.index, dtype=bool
-    )
-    return findings[~mask], sorted(findings.loc[mask, "finding_id"].astype(str))
 
 
 # --- addresses -----------------------------------------------------------------------------------
@@ -309,10 +252,6 @@ def unresolved_owners(
     return listed
 
 
-def _address_of(row: Mapping[str, Any], settings: Notify, book: AddressBook) -> str | None:
-    return resolve_address(_owner_name(row), _text(row["team"]), settings, book)
-
-
 # --- what to send --------------------------------------------------------------------------------
 
 
@@ -321,16 +260,6 @@ def _ranked(findings: pd.DataFrame) -> pd.DataFrame:
     return findings.sort_values(
         ["wasted_co2e_kg", "finding_id"], ascending=[False, True], na_position="last", kind="stable"
     )
-
-
-def _digests(todo: pd.DataFrame, cap: int, **compose: Any) -> list[mail.Outgoing]:
-    """One digest per address (column `_to`) with its `cap` largest findings; the rest wait."""
-    digests = []
-    for to, group in todo.groupby("_to", sort=True):
-        ranked = _ranked(group)
-        more = max(len(ranked) - cap, 0)
-        digests.append(mail.compose_digest(str(to), ranked.head(cap), more, **compose))
-    return digests
 
 
 def _week_key(run_date: date) -> str:
