@@ -28,7 +28,6 @@ from reporting.audit import CLUSTER_COLUMNS, findings_of
 from reporting.audit_cloud import CLOUD_SCOPE
 from reporting.audit_config import Audit
 from reporting.audit_findings import Findings, FindingSpill
-from reporting.errors import InputError
 
 WINDOW_ROWS = 50_000  # ledger rows judged at a time (besides the runs carried over)
 READ = [c for c in dict.fromkeys([*CLUSTER_COLUMNS, "scope"]) if c in store.FILE_SCHEMA.names]
@@ -40,7 +39,7 @@ def audit_period(root: Path, start: date, end: date, audit: Audit, first_seen: p
     batches are written to a temporary folder, removed by `Findings.close` (or at exit)."""
     found = FindingSpill(Path(tempfile.mkdtemp(prefix="greenops-findings-")))
     aside: dict[str, list[pa.Table]] = {"cloud": [], "pods": []}
-    paths = [p for p in store._partitions(root) if start <= store._day_of(p) <= end]
+    paths = store.partitions_between(root, start, end)
     for window in _windows(paths, aside):
         _add(found, findings_of(window, _no_cloud(), audit))
     if aside["pods"]:
@@ -85,12 +84,8 @@ def _windows(paths: list[Path], aside: dict[str, list[pa.Table]]) -> Iterator[pd
 def _read(path: Path, aside: dict[str, list[pa.Table]]) -> pa.Table:
     """One partition's cluster job rows (the columns the rules read); its cloud billing lines
     (all columns) and Kubernetes pod-windows are put aside."""
-    try:
+    with store.readable(path):
         table = pq.read_table(path, columns=READ, schema=store.FILE_SCHEMA)
-    except (OSError, pa.ArrowInvalid) as exc:
-        raise InputError(
-            f"{path}: ledger cannot be read ({exc}). Re-run the affected dates."
-        ) from exc
     cloud = pc.fill_null(pc.equal(table["scope"], CLOUD_SCOPE), False)
     if pc.any(cloud).as_py():
         whole = store._read_file(path)

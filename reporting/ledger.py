@@ -12,6 +12,7 @@ import json
 import logging
 import os
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -184,6 +185,22 @@ def _read_file(path: Path, columns: list[str] | None = None) -> pa.Table:
     return table.select(columns or LEDGER_COLUMNS)
 
 
+def partitions_between(root: Path, start: date, end: date) -> list[Path]:
+    """The day partitions of start..end (inclusive), in day order."""
+    return [p for p in _partitions(root) if start <= _day_of(p) <= end]
+
+
+@contextmanager
+def readable(where: Path) -> Iterator[None]:
+    """A ledger file that cannot be read is the user's to fix (re-run), not a traceback."""
+    try:
+        yield
+    except (OSError, pa.ArrowInvalid) as exc:
+        raise InputError(
+            f"{where}: ledger cannot be read ({exc}). Re-run the affected dates."
+        ) from exc
+
+
 def read_partition(path: Path) -> pd.DataFrame:
     if not path.exists():
         return pd.DataFrame({c: pd.Series(dtype=object) for c in LEDGER_COLUMNS})
@@ -194,16 +211,12 @@ def read_ledger(
     root: Path, start: date, end: date, columns: list[str] | None = None
 ) -> pd.DataFrame:
     """Ledger rows of days start..end (inclusive), reading only those partitions and columns."""
-    paths = [p for p in _partitions(root) if start <= _day_of(p) <= end]
+    paths = partitions_between(root, start, end)
     schema = pa.schema([LEDGER_SCHEMA.field(c) for c in columns]) if columns else LEDGER_SCHEMA
     if not paths:
         return schema.empty_table().to_pandas()
-    try:
+    with readable(root):
         tables = [_read_file(p, columns) for p in paths]
-    except (OSError, pa.ArrowInvalid) as exc:
-        raise InputError(
-            f"{root}: ledger cannot be read ({exc}). Re-run the affected dates."
-        ) from exc
     table = pa.concat_tables(tables)
     del tables  # so that converting can free each column as it goes (self_destruct)
     return table.to_pandas(self_destruct=True, split_blocks=True)
@@ -214,13 +227,9 @@ def read_days(
 ) -> Iterator[tuple[date, pd.DataFrame]]:
     """(day, rows) per day partition of start..end (inclusive) in day order, those columns
     only: a period read one day at a time, never whole."""
-    for path in [p for p in _partitions(root) if start <= _day_of(p) <= end]:
-        try:
+    for path in partitions_between(root, start, end):
+        with readable(root):
             table = _read_file(path, columns)
-        except (OSError, pa.ArrowInvalid) as exc:
-            raise InputError(
-                f"{root}: ledger cannot be read ({exc}). Re-run the affected dates."
-            ) from exc
         yield _day_of(path), table.to_pandas(self_destruct=True, split_blocks=True)
 
 
@@ -230,15 +239,11 @@ def read_day_tables(
     """(day, Arrow table) per day partition of start..end in day order, those columns only
     (not `day`), the text columns in `dictionary` dictionary-encoded as the file stores them
     (several times cheaper to read than text) in one chunk; columns a file lacks are null."""
-    for path in [p for p in _partitions(root) if start <= _day_of(p) <= end]:
-        try:
+    for path in partitions_between(root, start, end):
+        with readable(root):
             present = set(pq.read_schema(path).names)
             table = pq.read_table(path, columns=[c for c in columns if c in present],
                                   read_dictionary=[c for c in dictionary if c in present])  # fmt: skip
-        except (OSError, pa.ArrowInvalid) as exc:
-            raise InputError(
-                f"{root}: ledger cannot be read ({exc}). Re-run the affected dates."
-            ) from exc
         arrays = []
         for name in columns:
             wanted = FILE_SCHEMA.field(name).type

@@ -86,3 +86,30 @@ def test_reading_a_period_reads_only_its_days(
     assert set(one_day["day"]) == {day}
     assert list(one_day.columns) == ["day", "usage_id", "it_energy_kwh"]
     assert one_day["it_energy_kwh"].sum() == rows.loc[rows["day"] == day, "it_energy_kwh"].sum()
+
+
+def test_every_reader_of_the_ledger_names_a_damaged_partition(tmp_path: Path) -> None:
+    """A partition that is not parquet (a disk fault, a half-copied backup) is a clear error for
+    the user to re-run those dates: the rows, the day-by-day rollup and the audit alike."""
+    from datetime import date
+
+    from reporting import ledger
+    from reporting.audit_config import Audit
+    from reporting.audit_scan import audit_period
+    from reporting.errors import InputError
+
+    root = tmp_path / "ledger"
+    damaged = ledger.partition_path(root, date(2026, 7, 2))
+    damaged.parent.mkdir(parents=True)
+    damaged.write_bytes(b"not parquet at all")
+    day = date(2026, 7, 2)
+    readers = {
+        "rows": lambda: ledger.read_ledger(root, day, day),
+        "days": lambda: list(ledger.read_days(root, day, day, ["cost"])),
+        "day tables": lambda: list(ledger.read_day_tables(root, day, day, ["cost"], [])),
+        "audit": lambda: audit_period(root, day, day, Audit(), ledger.read_first_seen_table(root), day),
+    }  # fmt: skip
+    for name, read in readers.items():
+        with pytest.raises(InputError, match="ledger cannot be read.*Re-run the affected dates"):
+            read()
+        assert ledger.partitions_between(root, day, day) == [damaged], name
