@@ -98,9 +98,6 @@ def run(
             release_freed_memory()  # the slices' frames are gone: the commit starts from less
             gate = _store(config, root, intake, processed, options,
                           (validator, record, run_date, out_dir), streamed)  # fmt: skip
-            # GX's context and results, the validation record: not needed by the report, and
-            # freed before it, as the report holds this run's peak of memory
-            del validator, record, streamed
         else:
             timer.lap("ingest")
         timer.lap("attribute_and_ledger")
