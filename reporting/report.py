@@ -33,6 +33,7 @@ from .errors import ReportingError
 from .shown import bounded
 
 TEMPLATE_NAME = "report.html"
+PRINT_STYLESHEET = "report-print.css"  # PDF-only layout, applied over the HTML's own CSS
 DASH = "—"
 KWH_PER_MWH = 1_000
 KWH_SHOWN_AS_MWH_FROM = 10_000
@@ -294,7 +295,7 @@ def write_pdf(html: str, path: Path) -> None:
         base_url=root.as_uri() + "/",
         url_fetcher=ConfinedURLFetcher(root),
         media_type="print",
-    ).render()
+    ).render(stylesheets=[_print_stylesheet(root)])
     # PDF dates come from <meta name="dcterms.created/modified">; embedded font subsets get the
     # same date, or fontTools would stamp them with the clock and no two PDFs would match.
     with _source_date_epoch(_epoch_of(document.metadata.modified)):
@@ -303,6 +304,16 @@ def write_pdf(html: str, path: Path) -> None:
         path.write_bytes(pdf)
     except OSError as exc:
         raise _write_error(path, exc) from exc
+
+
+def _print_stylesheet(root: Path) -> weasyprint.CSS:
+    """The PDF-only sheet, read from the templates folder (nothing else is fetched)."""
+    return weasyprint.CSS(
+        string=(root / PRINT_STYLESHEET).read_text(encoding="utf-8"),
+        base_url=root.as_uri() + "/",
+        url_fetcher=ConfinedURLFetcher(root),
+        media_type="print",
+    )
 
 
 def _epoch_of(w3c_date: str | None) -> int:
