@@ -19,6 +19,7 @@ from typing import Any, ClassVar
 import numpy as np
 import pypdf
 import pytest
+import tinycss2
 from fontTools.misc import timeTools
 from fontTools.ttLib import TTFont
 
@@ -387,6 +388,25 @@ def test_filters_are_registered() -> None:
 def test_templates_dir_holds_the_report_templates() -> None:
     assert (report.templates_dir() / "report.html").is_file()
     assert (report.templates_dir() / "report.css").is_file()
+    assert (report.templates_dir() / report.PRINT_STYLESHEET).is_file()
+
+
+def test_print_stylesheet_declarations_are_all_important() -> None:
+    """WeasyPrint takes the print sheet as a user stylesheet, which loses to the report.css
+    inlined in the HTML unless a declaration is !important: one without it does nothing."""
+    text = (report.templates_dir() / report.PRINT_STYLESHEET).read_text(encoding="utf-8")
+    rules = tinycss2.parse_stylesheet(text, skip_comments=True, skip_whitespace=True)
+    declarations = [
+        d
+        for rule in rules
+        for d in tinycss2.parse_blocks_contents(rule.content, True, True)
+        if d.type == "declaration"
+    ]
+    assert declarations and all(d.important for d in declarations)
+
+
+def test_print_stylesheet_stays_out_of_the_html(html: str) -> None:
+    assert "!important" not in html  # the print sheet's rules are PDF-only
 
 
 @pytest.mark.parametrize(
