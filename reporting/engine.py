@@ -79,6 +79,7 @@ def process_slice(
     intake, checked = validate_rows(
         ingest_slice(config, piece.input_index, piece.source_file, piece.path, piece.span),
         validator,
+        whole_run=False,
     )
     usage = intake.usage
     attribution = attribute_usage(usage, config, run_id, telemetry_for_runs(root, usage))

@@ -51,12 +51,16 @@ class Streamed:
     facility_energy_kwh: float = 0.0
 
 
-def validate_rows(intake: Intake, validator: Validator) -> tuple[Intake, dict[str, Any]]:
+def validate_rows(
+    intake: Intake, validator: Validator, whole_run: bool = True
+) -> tuple[Intake, dict[str, Any]]:
     """Row-level suites only: failing rows moved to quarantine, the files' counts restated.
-    Used per slice; `validate_intake` adds the run-level checks and the carried estimates."""
+    Used per slice (`whole_run=False`: its charges are empty and validate_intake runs their
+    suite); `validate_intake` adds the run-level checks and the carried estimates."""
     checked = validate_tables(
-        validator, intake.usage, intake.charges, intake.vendor_carbon, intake.telemetry
-    )
+        validator, intake.usage, intake.charges, intake.vendor_carbon, intake.telemetry,
+        charges_suite=whole_run or not intake.charges.empty,
+    )  # fmt: skip
     restated = restate(intake, checked.usage, checked.charges, checked.quarantine, checked.gate)
     return restated, {"suites": checked.suites, "warnings": checked.warnings, "gate": checked.gate,
                       "charges": checked.charges}  # fmt: skip
