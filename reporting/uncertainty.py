@@ -96,7 +96,9 @@ MEASURES = ("it_energy_kwh", "gpu_energy_kwh", "facility_energy_kwh", "co2e_loca
 
 
 def _filled(values: np.ndarray) -> np.ndarray:
-    return np.where(np.isnan(values), 0.0, values)
+    """Missing (NaN) as 0; the array itself when none is missing (never written to)."""
+    missing = np.isnan(values)
+    return np.where(missing, 0.0, values) if missing.any() else values
 
 
 def case_inputs(rows: pd.DataFrame, register: list[Mapping[str, Any]]) -> dict[str, np.ndarray]:
@@ -126,81 +128,116 @@ def _mapped(column: pd.Series, function: Callable[[object], float]) -> np.ndarra
     return map_distinct(column, function).to_numpy(dtype=float)
 
 
-def _sum(values: np.ndarray, has_nan: bool) -> float:
-    """`np.nansum`: the same sum (NaN taken as 0), the copy made only if there is a NaN."""
-    return float(np.nansum(values) if has_nan else np.sum(values))
+def _sum(values: np.ndarray) -> float:
+    """`np.nansum` (NaN taken as 0). Without a NaN the sum is not NaN, and nansum would sum the
+    same values: np.sum alone, without nansum's copy and NaN mask."""
+    total = np.sum(values)
+    return float(np.nansum(values) if np.isnan(total) else total)
+
+
+def _mask_kind(mask: np.ndarray) -> str:
+    return "all" if mask.all() else "some" if mask.any() else "none"
+
+
+MEASURED = "measured"  # the facility energy the ledger holds, the central case
 
 
 class _Cases:
-    """The per-row arrays of one ledger part, with what several cases share worked out once
-    (the same operations in the same order as case by case: the same figures)."""
+    """The per-row arrays of one ledger part, with what several cases share worked out once.
+    Each figure is the sum of the same per-row values, worked out by the same operations, as
+    case by case; shortcuts only where the values are the same (x × 1.0, x + 0.0, a case
+    equal to another), so the figures are the same to the last digit."""
 
     def __init__(self, rows: dict[str, np.ndarray]) -> None:
         self.rows = rows
         self.filled = {c: _filled(rows[c]) for c in MEASURES}
-        self.s2, self.s31 = rows["s2"], rows["s31"]
-        self.embodied_kg = float(np.nansum(self.filled["co2e_embodied_kg"]))
-        self._scaled: dict[Any, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
-        self._nan: dict[Any, tuple[bool, bool]] = {}  # NaN in location, market (any grid)
-        self._mask_kind: dict[int, str] = {}
+        self.embodied_kg = _sum(self.filled["co2e_embodied_kg"])
+        self._kinds = {"s2": _mask_kind(rows["s2"]), "s31": _mask_kind(rows["s31"])}
+        self._facility: dict[Any, tuple[np.ndarray, float]] = {}
+        self._emissions: dict[Any, tuple[np.ndarray, np.ndarray]] = {}
+        self._kpis: dict[tuple[Any, float], dict[str, float]] = {}
         self._scratch = (np.empty(len(rows["pue"])), np.empty(len(rows["pue"])))
-        self._ratio = np.empty(len(rows["pue"]))
         self._metered = rows["facility_energy_kwh"] > 0
+        self._it_positive = self.filled["it_energy_kwh"] > 0
+        self._gpu_finite = bool(np.isfinite(self.filled["gpu_energy_kwh"]).all())
+        # f / f is exactly 1 where f > 0 is finite: the measured case's ratio is 1 throughout
+        self._measured_finite = not bool(np.isinf(self.filled["facility_energy_kwh"]).any())
 
-    def figures(self, facility: np.ndarray, grid: float, embodied: float, key: Any) -> dict[str, float]:  # fmt: skip
-        """KPI figures when each row's facility energy is `facility` (the same for the same
-        `key`) and factors are scaled."""
-        if key not in self._scaled:
-            # where(measured > 0, facility / measured, 1.0), into the ratio's scratch array
-            ratio = self._ratio
-            ratio.fill(1.0)
-            np.divide(facility, self.rows["facility_energy_kwh"], out=ratio, where=self._metered)
-            location = self.filled["co2e_location_kg"] * ratio
-            market = self.filled["co2e_market_kg"] * ratio
-            self._scaled[key] = (facility, location, market)
-            self._nan[key] = (bool(np.isnan(location).any()), bool(np.isnan(market).any()))
-        facility, location, market = self._scaled[key]
-        nan_location, nan_market = self._nan[key]  # the grid scale (±15 %) keeps them
+    def figures(self, key: Any, grid: float, embodied: float) -> dict[str, float]:
+        """KPI figures when each row's facility energy is that of `key` (MEASURED, or a PUE
+        and utilisation case worked out by `scenario`) and factors are scaled."""
+        if (key, grid) not in self._kpis:
+            self._kpis[key, grid] = self._sums(key, grid)
+        return {**self._kpis[key, grid], "co2e_embodied_kg": self.embodied_kg * embodied}
+
+    def _sums(self, key: Any, grid: float) -> dict[str, float]:
+        location, market = self._emissions[key]
         if grid != 1.0:  # x × 1.0 is x: skipped; the products into scratch arrays
             location = np.multiply(location, grid, out=self._scratch[0])
             market = np.multiply(market, grid, out=self._scratch[1])
+        total_location, total_market = _sum(location), _sum(market)
         return {
-            "facility_energy_kwh": _sum(facility, False),  # filled
-            "scope2_location_kg": self._part_sum(location, self.s2, nan_location),
-            "scope2_market_kg": self._part_sum(market, self.s2, nan_market),
-            "scope31_location_kg": self._part_sum(location, self.s31, nan_location),
-            "scope31_market_kg": self._part_sum(market, self.s31, nan_market),
-            "co2e_location_kg": _sum(location, nan_location),
-            "co2e_market_kg": _sum(market, nan_market),
-            "co2e_embodied_kg": self.embodied_kg * embodied,
+            "facility_energy_kwh": self._facility[key][1],
+            "scope2_location_kg": self._part_sum(location, "s2", total_location),
+            "scope2_market_kg": self._part_sum(market, "s2", total_market),
+            "scope31_location_kg": self._part_sum(location, "s31", total_location),
+            "scope31_market_kg": self._part_sum(market, "s31", total_market),
+            "co2e_location_kg": total_location,
+            "co2e_market_kg": total_market,
         }
 
-    def _part_sum(self, values: np.ndarray, mask: np.ndarray, has_nan: bool) -> float:
-        """`np.nansum(values[mask])`, without the copy when the mask takes all or none."""
-        key = id(mask)
-        if key not in self._mask_kind:
-            self._mask_kind[key] = "all" if mask.all() else "some" if mask.any() else "none"
-        kind = self._mask_kind[key]
-        if kind == "none":
-            return 0.0
-        return _sum(values if kind == "all" else values[mask], has_nan)
+    def _part_sum(self, values: np.ndarray, mask: str, total: float) -> float:
+        """`np.nansum(values[rows[mask]])`: the total when the mask takes all rows."""
+        kind = self._kinds[mask]
+        if kind != "some":
+            return total if kind == "all" else 0.0
+        return _sum(values[self.rows[mask]])
 
-    def scenario(self, cases: dict[str, Any], choice: dict[str, str]) -> dict[str, float]:
-        """Figures with each parameter at `choice[name]` ('low', 'central' or 'high')."""
-        key = (choice["pue"], choice["utilisation"])
-        if key in self._scaled:
-            facility = self._scaled[key][0]
+    def measured(self) -> Any:
+        """The key of the central case, the ledger's own facility energy."""
+        if MEASURED not in self._facility:
+            facility = self.filled["facility_energy_kwh"]
+            self._facility[MEASURED] = (facility, _sum(facility))
+            if self._measured_finite:
+                self._emissions[MEASURED] = (self.filled["co2e_location_kg"], self.filled["co2e_market_kg"])  # fmt: skip
+            else:
+                self._emissions[MEASURED] = self._scaled(facility)
+        return MEASURED
+
+    def _scaled(self, facility: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Location and market kg per row, × facility / measured where energy was measured."""
+        ratio = np.ones(len(facility))
+        np.divide(facility, self.rows["facility_energy_kwh"], out=ratio, where=self._metered)
+        return self.filled["co2e_location_kg"] * ratio, self.filled["co2e_market_kg"] * ratio
+
+    def scenario(self, pue: tuple[str, np.ndarray], util: tuple[str, np.ndarray | None]) -> Any:
+        """The key of the facility energy at a PUE case and a utilisation case (None: 1.0 on
+        every row), each (name, per-row values), worked out once per pair of names."""
+        key = (pue[0], util[0])
+        if key not in self._facility:
+            facility = self._scenario_facility(pue[1], util[1])
+            self._facility[key] = (facility, _sum(facility))
+            self._emissions[key] = self._scaled(facility)
+        return key
+
+    def _scenario_facility(self, pue: np.ndarray, util: np.ndarray | None) -> np.ndarray:
+        """it_kwh + gpu_kwh × (utilisation - 1), × PUE where there is IT energy; else the
+        measured facility energy; missing 0."""
+        it_kwh, it = self.filled["it_energy_kwh"], self._scratch[0]
+        if util is None and self._gpu_finite:  # gpu × 0 is ±0, and it_kwh ± 0 is it_kwh (> 0)
+            np.multiply(it_kwh, pue, out=it)
         else:
-            # it_kwh + gpu_kwh × (utilisation - 1), × PUE where there is IT energy; in place
-            it_kwh, it = self.filled["it_energy_kwh"], self._scratch[0]
-            np.subtract(cases["utilisation"][choice["utilisation"]], 1, out=it)
+            if util is None:
+                it.fill(0.0)
+            else:
+                np.subtract(util, 1, out=it)
             np.multiply(self.filled["gpu_energy_kwh"], it, out=it)
             np.add(it_kwh, it, out=it)
-            np.multiply(it, cases["pue"][choice["pue"]], out=it)
-            facility = np.where(it_kwh > 0, it, self.rows["facility_energy_kwh"])
-            facility[np.isnan(facility)] = 0.0  # _filled
-        return self.figures(facility, cases["grid"][choice["grid"]],
-                            cases["embodied"][choice["embodied"]], key)  # fmt: skip
+            np.multiply(it, pue, out=it)
+        facility = np.where(self._it_positive, it, self.rows["facility_energy_kwh"])
+        if np.isnan(np.sum(facility)):  # a NaN among them: 0 (_filled)
+            facility[np.isnan(facility)] = 0.0
+        return facility
 
 
 def scenario_figures(
@@ -215,25 +252,35 @@ def scenario_figures(
 def figures_of(rows: dict[str, np.ndarray]) -> dict[str, dict[str, float]]:
     """`scenario_figures` from the arrays `case_inputs` gives."""
     util = rows["util_low"]
+    # None: 1.0 on every row. The utilisation's high case is the central one (TDP, no case
+    # above it), and so is the low one where no row was modelled at the default.
+    util_low = None if bool((util == 1.0).all()) else util
     cases = {
         "pue": {"low": rows["pue_low"], "central": rows["pue"], "high": rows["pue_high"]},
-        "utilisation": {"low": util, "central": np.ones(len(util)), "high": np.ones(len(util))},
+        "utilisation": {"low": util_low, "central": None, "high": None},
         "grid": {"low": 1 - GRID_RELATIVE, "central": 1.0, "high": 1 + GRID_RELATIVE},
         "embodied": {"low": EMBODIED_LOW_SCALE, "central": 1.0, "high": 1.0},
     }
     names = [p[0] for p in PARAMETERS]
     parts = _Cases(rows)
+
+    def scenario(choice: dict[str, str]) -> dict[str, float]:
+        """Figures with each parameter at `choice[name]` ('low', 'central' or 'high')."""
+        pue, utilisation = choice["pue"], cases["utilisation"][choice["utilisation"]]
+        key = parts.scenario((pue, cases["pue"][pue]), (choice["utilisation"] if utilisation is not None else "central", utilisation))  # fmt: skip
+        return parts.figures(key, cases["grid"][choice["grid"]], cases["embodied"][choice["embodied"]])  # fmt: skip
+
     figures = {
-        "central": parts.figures(parts.filled["facility_energy_kwh"], 1.0, 1.0, "measured"),
-        "low": parts.scenario(cases, dict.fromkeys(names, "low")),
-        "high": parts.scenario(cases, dict.fromkeys(names, "high")),
+        "central": parts.figures(parts.measured(), 1.0, 1.0),
+        "low": scenario(dict.fromkeys(names, "low")),
+        "high": scenario(dict.fromkeys(names, "high")),
     }
     for name in names:
         if name == "embodied":
             continue  # the service life moves only the embodied allocation, not the tornado's KPI
         one = dict.fromkeys(names, "central")
         for end in ("low", "high"):
-            figures[f"{name}:{end}"] = parts.scenario(cases, {**one, name: end})
+            figures[f"{name}:{end}"] = scenario({**one, name: end})
     return figures
 
 
