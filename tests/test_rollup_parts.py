@@ -9,7 +9,7 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
-from reporting import rollup, uncertainty
+from reporting import rollup, rollup_day, uncertainty
 
 KEYS = ["b#1", "a", "b#1", "c", "a", "a", "d", "c"]
 
@@ -20,13 +20,13 @@ def _first_by_definition(keys: list[str]) -> list[bool]:
 
 @pytest.mark.parametrize("keys", [KEYS, sorted(KEYS), ["x"], [], ["a", "a", "a"]])
 def test_first_of_key_marks_each_keys_first_row_sorted_or_not(keys: list[str]) -> None:
-    found = rollup._first_of_key(pa.array(keys, pa.string()))
+    found = rollup_day.first_of_key(pa.array(keys, pa.string()))
     assert found.tolist() == _first_by_definition(keys)
 
 
 def test_first_rows_remember_a_run_going_on_past_midnight() -> None:
-    day_ms = rollup.DAY_MS
-    first = rollup._FirstRows()
+    day_ms = rollup_day.DAY_MS
+    first = rollup_day.FirstRows()
     ends = np.array([2 * day_ms, day_ms // 2, 2 * day_ms])  # a and c go on to the next day
     assert first.first(pa.array(["a", "b", "c"]), ends, 0).tolist() == [True, True, True]
     later = first.first(pa.array(["a", "b", "d"]), np.full(3, 2 * day_ms), day_ms)
@@ -37,7 +37,7 @@ def test_group_ids_number_combinations_in_order_of_first_appearance() -> None:
     team = pa.array(["x", "y", "x", None, "y", None]).dictionary_encode()
     pue = pa.array([1.2, 1.2, 1.2, np.nan, 1.3, np.nan])
     codes = np.array([0, 0, 0, 1, 0, 1])
-    ids = rollup._group_ids([team, pue, codes])
+    ids = rollup_day.group_ids([team, pue, codes])
     assert ids.tolist() == [0, 1, 0, 2, 3, 2]
 
 
@@ -45,20 +45,20 @@ def test_group_ids_renumber_before_the_digits_overflow() -> None:
     # 40 columns of 3 values: 3**40 would overflow an int64 without renumbering.
     rng = np.random.default_rng(7)
     columns = [rng.integers(0, 3, size=200) for _ in range(40)]
-    ids = rollup._group_ids(columns)
+    ids = rollup_day.group_ids(columns)
     expected = pd.factorize(pd.Series(list(zip(*columns, strict=True))))[0]
     assert ids.tolist() == expected.tolist()
 
 
 def test_per_value_applies_the_function_once_per_dictionary_value_and_to_missing() -> None:
-    column = pa.chunked_array([pa.array(["gpu:a", None, "gpu:b", "gpu:a"]).dictionary_encode()])
+    column = pa.array(["gpu:a", None, "gpu:b", "gpu:a"]).dictionary_encode()
     calls: list[object] = []
 
     def length(value: object) -> float:
         calls.append(value)
         return -1.0 if value is None else float(len(str(value)))
 
-    assert rollup._per_value(column, length, float).tolist() == [5.0, -1.0, 5.0, 5.0]
+    assert rollup_day.per_value(column, length, float).tolist() == [5.0, -1.0, 5.0, 5.0]
     assert len(calls) == 3
     assert set(calls) == {"gpu:a", "gpu:b", None}
 
@@ -91,7 +91,7 @@ def test_case_arrays_from_arrow_equal_those_from_pandas_rows() -> None:
 
 
 def test_firsts_are_each_groups_first_row_in_group_order() -> None:
-    ids = rollup._group_ids([np.array([3, 1, 3, 2, 1, 2, 4])])
-    assert rollup._firsts(ids).tolist() == np.unique(ids, return_index=True)[1].tolist()
-    assert rollup._firsts(ids).tolist() == [0, 1, 3, 6]
-    assert rollup._firsts(np.array([], dtype=np.int64)).tolist() == []
+    ids = rollup_day.group_ids([np.array([3, 1, 3, 2, 1, 2, 4])])
+    assert rollup_day.firsts(ids).tolist() == np.unique(ids, return_index=True)[1].tolist()
+    assert rollup_day.firsts(ids).tolist() == [0, 1, 3, 6]
+    assert rollup_day.firsts(np.array([], dtype=np.int64)).tolist() == []
