@@ -238,7 +238,8 @@ def read_day_tables(
 ) -> Iterator[tuple[date, pa.Table]]:
     """(day, Arrow table) per day partition of start..end in day order, those columns only
     (not `day`), the text columns in `dictionary` dictionary-encoded as the file stores them
-    (several times cheaper to read than text) in one chunk; columns a file lacks are null.
+    (several times cheaper to read than text) in one chunk; columns a file lacks are null;
+    timestamps in the unit the file stores them in.
     A `dictionary` column that the file's statistics show to hold one value in every row, or
     none, is not decoded but made from them (a one-entry dictionary): most of a day's are."""
     for path in partitions_between(root, start, end):
@@ -258,8 +259,17 @@ def read_day_tables(
                 column = _repeated(single[name], table.num_rows, wanted)
             else:
                 column = table.column(name) if name in present else pa.nulls(table.num_rows, wanted)
-            arrays.append(column if column.type == wanted else column.cast(wanted))
+            arrays.append(column if _as_wanted(column.type, wanted) else column.cast(wanted))
         yield _day_of(path), pa.table(arrays, names=columns).unify_dictionaries().combine_chunks()
+
+
+def _as_wanted(found: pa.DataType, wanted: pa.DataType) -> bool:
+    """Whether a column read can stay as it is: its type is the schema's, or it is a timestamp
+    of the same zone in another unit (kept: the readers convert to theirs)."""
+    if found == wanted:
+        return True
+    timestamps = pa.types.is_timestamp(found) and pa.types.is_timestamp(wanted)
+    return timestamps and found.tz == wanted.tz
 
 
 def _single_valued(metadata: pq.FileMetaData, names: list[str]) -> dict[str, str | None]:
@@ -295,7 +305,8 @@ def _repeated(value: str | None, rows: int, dictionary: pa.DataType) -> pa.Array
     if value is None:
         return pa.nulls(rows, dictionary)
     indices = pa.array(np.zeros(rows, dtype=np.int32))  # zeroed pages: not touched until read
-    return pa.DictionaryArray.from_arrays(indices, pa.array([value], dictionary.value_type))
+    values = pa.array([value], dictionary.value_type)
+    return pa.DictionaryArray.from_arrays(indices, values, safe=False)  # 0 is in bounds
 
 
 def empty_rows(columns: list[str]) -> pd.DataFrame:

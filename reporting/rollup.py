@@ -18,7 +18,7 @@ How a day is grouped, and why the figures are the same to the last digit: rollup
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
@@ -33,6 +33,7 @@ from reporting import rollup_day as grouping
 from reporting import uncertainty
 from reporting.quarterly_tables import IDLE_INPUTS, IDLE_SUMS, idle_products_of
 from reporting.rollup_day import Counters, FirstRows, array, per_value
+from reporting.scratch import Scratch
 from reporting.summary import FACTOR_ID_COLUMNS
 
 DIMS = [
@@ -86,27 +87,35 @@ def _grouped(frame: pd.DataFrame, dims: list[str], sums: list[str]) -> pd.DataFr
     return pd.concat([keys, frame[sums].groupby(ids).sum(min_count=1).reset_index(drop=True)], axis=1)  # fmt: skip
 
 
-def _floats(table: pa.Table, name: str) -> np.ndarray:
+def _floats(table: pa.Table, name: str, scratch: Scratch) -> np.ndarray:
     """A float column as numpy (missing: NaN), without a copy when none is missing."""
-    return array(table, name).to_numpy(zero_copy_only=False).astype(float, copy=False)
+    column = array(table, name)
+    if column.null_count and column.null_count == len(column):
+        found = scratch.array(f"missing {name}", len(column))
+        found.fill(np.nan)
+        return found
+    return column.to_numpy(zero_copy_only=False).astype(float, copy=False)
 
 
-def _per_row(table: pa.Table, register: list[dict[str, Any]]) -> dict[str, np.ndarray]:
+def _per_row(table: pa.Table, register: list[dict[str, Any]], scratch: Scratch) -> dict[str, np.ndarray]:  # fmt: skip
     """The uncertainty cases' inputs (uncertainty.case_inputs: the same values, from the
     dictionary columns' values instead of decoded rows) and the idle products' inputs."""
     values = {str(f["factor_id"]): float(f["value"]) for f in register}
-    found = {c: _floats(table, c) for c in {*uncertainty.MEASURES, *IDLE_INPUTS, "n_gpus"}}
+    found = {c: _floats(table, c, scratch) for c in {*uncertainty.MEASURES, *IDLE_INPUTS, "n_gpus"}}  # fmt: skip
     scope = array(table, "scope")
     found["s2"] = per_value(scope, lambda v: v == "2", bool)
     found["s31"] = per_value(scope, lambda v: v == "3.1", bool)
-    found["pue"] = np.where(np.isnan(found["pue"]), 1.0, found["pue"])
+    if np.isnan(np.sum(found["pue"])):  # a missing PUE (NaN makes the sum NaN) is 1.0
+        pue = scratch.array("pue", table.num_rows)
+        np.copyto(pue, found["pue"])
+        np.copyto(pue, 1.0, where=np.isnan(found["pue"]))
+        found["pue"] = pue
     defaults = uncertainty.default_pues(register)
     is_default = per_value(array(table, "pue_factor_id"), lambda v: v in defaults, bool)
-    found["pue_low"], found["pue_high"] = uncertainty.pue_cases(found["pue"], is_default)
+    found["pue_low"], found["pue_high"] = uncertainty.pue_cases(found["pue"], is_default, scratch)
     util_ids, power_ids = array(table, "gpu_util_factor_id"), array(table, "gpu_power_factor_id")
     modelled = per_value(array(table, "energy_method"), lambda v: v == "modelled", bool)
     defaulted = modelled & pc.is_valid(util_ids).to_numpy(zero_copy_only=False)
-    found["util_low"] = np.ones(table.num_rows)  # what util_scale gives where none is defaulted
     if defaulted.any():
         found["util_low"] = uncertainty.util_scale(
             defaulted,
@@ -114,6 +123,9 @@ def _per_row(table: pa.Table, register: list[dict[str, Any]]) -> dict[str, np.nd
             per_value(power_ids, lambda t: uncertainty.gpu_power_w(t, values, "min"), float),
             per_value(power_ids, lambda t: uncertainty.gpu_power_w(t, values, "max"), float),
         )
+    else:  # what util_scale gives where no row is at the default
+        found["util_low"] = scratch.array("util low", table.num_rows)
+        found["util_low"].fill(1.0)
     return found
 
 
@@ -121,21 +133,31 @@ def _per_row(table: pa.Table, register: list[dict[str, Any]]) -> dict[str, np.nd
 class _DayGroups:
     keys: pa.Table  # the groups' TEXT_DIMS and FLOAT_DIMS, decoded
     labels: dict[str, np.ndarray]  # the groups' day, region and gpu_type
-    sums: pd.DataFrame  # grouping.group_sums of the groups
+    sums: dict[str, np.ndarray]  # grouping.group_sums of the groups
 
 
-def _day(table: pa.Table, day: date, register: list[dict[str, Any]], counters: Counters) -> tuple[_DayGroups, dict[str, dict[str, float]]]:  # fmt: skip
+@dataclass
+class _Reading:
+    """What reading the days one by one carries from day to day."""
+
+    register: list[dict[str, Any]]
+    counters: Counters = field(default_factory=lambda: Counters(FirstRows(), FirstRows(), FirstRows()))  # fmt: skip
+    scratch: Scratch = field(default_factory=Scratch)
+
+
+def _day(table: pa.Table, day: date, reading: _Reading) -> tuple[_DayGroups, dict[str, dict[str, float]]]:  # fmt: skip
     """One day's groups and uncertainty figures."""
-    per_row = _per_row(table, register)
-    figures = uncertainty.figures_of(per_row)
+    register, counters, scratch = reading.register, reading.counters, reading.scratch
+    per_row = _per_row(table, register, scratch)
+    figures = uncertainty.figures_of(per_row, scratch)
     keyed = grouping.report_keys(table, per_row["n_gpus"])
     dims = [array(table, c) for c in [*TEXT_DIMS, *FLOAT_DIMS]]
     ids = grouping.group_ids([*dims, *(codes for codes, texts in keyed.values() if len(texts) > 1)])  # fmt: skip
     firsts = grouping.firsts(ids)
-    products = idle_products_of(per_row)
-    values = {c: products[c] if c in products else per_row[c] if c in per_row else _floats(table, c) for c in SUMS}  # fmt: skip
+    products = idle_products_of(per_row, scratch)
+    values = {c: products[c] if c in products else per_row[c] if c in per_row else _floats(table, c, scratch) for c in SUMS}  # fmt: skip
     flags = counters.flags(table, per_row, day)
-    sums = grouping.group_sums(values, flags, per_row["n_gpus"], ids, len(firsts))
+    sums = grouping.group_sums(values, flags, per_row["n_gpus"], ids, len(firsts), scratch)
     keys = _plain(table.select([*TEXT_DIMS, *FLOAT_DIMS]).take(firsts))
     labels = {"day": np.array([day] * len(firsts), dtype=object)}
     labels |= {name: texts[codes[firsts]] for name, (codes, texts) in keyed.items()}
@@ -156,7 +178,7 @@ def _rollup_rows(days: list[_DayGroups]) -> pd.DataFrame:
     for name in ("day", "region", "gpu_type"):
         values = np.concatenate([d.labels[name] for d in days])
         keys[name] = pd.Series(values, dtype=object) if name == "day" else values
-    sums = pd.concat([d.sums for d in days], ignore_index=True)
+    sums = pd.DataFrame({name: np.concatenate([d.sums[name] for d in days]) for name in days[0].sums})  # fmt: skip
     return pd.concat([keys[DIMS], sums], axis=1)
 
 
@@ -186,19 +208,19 @@ def read(root: Path, start: date, end: date, factors: pd.DataFrame) -> Rollup:
     """The rollup of days start..end (inclusive), with every day's history; each partition
     read once."""
     register = register_of(factors)
-    counters = Counters(FirstRows(), FirstRows(), FirstRows())
+    reading = _Reading(register)
     groups, figures = [], None
     earlier: list[tuple[pd.DataFrame, pd.DataFrame]] = []
     later: list[tuple[pd.DataFrame, pd.DataFrame]] = []
     for day, rows in _other_days(root, start, end):
         (earlier if day < start else later).append(_history(rows))
     for day, table in store.read_day_tables(root, start, end, READ, DICTIONARY):
-        found_groups, found = _day(table, day, register, counters)
+        found_groups, found = _day(table, day, reading)
         groups.append(found_groups)
         figures = found if figures is None else uncertainty.added(figures, found)
     if not groups:
         empty = pa.Table.from_pandas(store.empty_rows(READ), preserve_index=False)
-        found_groups, figures = _day(empty, start, register, counters)
+        found_groups, figures = _day(empty, start, reading)
         groups.append(found_groups)
     rows = _rollup_rows(groups)
     days = [*earlier, _history(rows), *later]  # the period's groups, grouped further

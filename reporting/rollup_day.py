@@ -24,6 +24,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from reporting import counts, quarterly
+from reporting.scratch import Scratch
 
 NEVER = np.iinfo(np.int64).max  # the end of a run without one: it may go on
 DAY_MS = 86_400_000
@@ -101,8 +102,9 @@ class Counters:
     telemetry: FirstRows
     lines: FirstRows
 
-    def flags(self, table: pa.Table, per_row: dict[str, np.ndarray], day: date) -> dict[str, np.ndarray]:  # fmt: skip
-        """COUNTS per row: true on the first row of a run, of a covered run, of a billing line."""
+    def flags(self, table: pa.Table, per_row: dict[str, np.ndarray], day: date) -> dict[str, np.ndarray | None]:  # fmt: skip
+        """COUNTS per row: true on the first row of a run, of a covered run, of a billing line
+        (ROWS: None, every row)."""
         midnight = int(pd.Timestamp(day, tz="UTC").value // 10**6)
         ids = pc.fill_null(array(table, "usage_id"), "")
         ends = _milliseconds(array(table, "ended_at"))
@@ -115,7 +117,7 @@ class Counters:
             line_ids = pc.list_element(pc.split_pattern(ids.filter(pa.array(cloud)), "#"), 0)
             lines[cloud] = self.lines.first(line_ids, ends[cloud], midnight)
         return {
-            counts.ROWS: np.ones(table.num_rows, bool),
+            counts.ROWS: None,  # every row
             counts.RUNS: self.runs.first(ids, ends, midnight),
             counts.TELEMETRY_RUNS: telemetry,
             counts.BILLING_LINES: lines,
@@ -210,29 +212,35 @@ def firsts(ids: np.ndarray) -> np.ndarray:
     return np.flatnonzero(ids > np.maximum.accumulate(np.concatenate([[-1], ids[:-1]])))
 
 
-def group_sums(values: dict[str, np.ndarray], flags: dict[str, np.ndarray], n_gpus: np.ndarray, ids: np.ndarray, groups: int) -> pd.DataFrame:  # fmt: skip
+def group_sums(values: dict[str, np.ndarray], flags: dict[str, np.ndarray | None], n_gpus: np.ndarray, ids: np.ndarray, groups: int, scratch: Scratch) -> dict[str, np.ndarray]:  # fmt: skip
     """Per group (ids 0..groups-1): the `values` summed (missing when all the group's rows
-    are: min_count=1, as the rows' `notna` filters expect), the true `flags` counted and
-    n_gpus the largest. Sums are pandas' (compensated, in row order): the figures grouping
-    the rows in pandas gives."""
+    are: min_count=1, as the rows' `notna` filters expect), the true `flags` counted (None:
+    every row) and n_gpus the largest. Sums are pandas' (compensated, in row order): the
+    figures grouping the rows in pandas gives."""
     found, summed = {}, []
     for name, column in values.items():
-        if not column.any():  # ±0 throughout (NaN counts as any): pandas' sums are +0.0
+        if _all_zero(column):  # pandas' sums of ±0 are +0.0
             found[name] = np.zeros(groups)
-        elif np.isnan(column).all():
+        elif len(column) and np.isnan(column[0]) and np.isnan(column).all():
             found[name] = np.full(groups, np.nan)
         else:
             summed.append(name)
     if summed:
-        block = np.empty((len(summed), len(ids)))
+        block = scratch.array("sums", len(summed) * len(ids)).reshape(len(summed), len(ids))
         for row, name in enumerate(summed):
             block[row] = values[name]
         frame = pd.DataFrame(block.T, columns=summed, copy=False)
-        sums = frame.groupby(ids, sort=False).sum(min_count=1)
-        found |= {name: sums[name].to_numpy() for name in summed}
-    found |= {name: np.bincount(ids[rows], minlength=groups) for name, rows in flags.items()}
+        sums = frame.groupby(ids, sort=False).sum(min_count=1).to_numpy()
+        found |= {name: sums[:, column] for column, name in enumerate(summed)}
+    for name, rows in flags.items():
+        found[name] = np.bincount(ids if rows is None else ids[rows], minlength=groups)
     found["n_gpus"] = _largest(n_gpus, ids, groups)
-    return pd.DataFrame({name: found[name] for name in [*values, *flags, "n_gpus"]})
+    return {name: found[name] for name in [*values, *flags, "n_gpus"]}
+
+
+def _all_zero(column: np.ndarray) -> bool:
+    """Whether every value is ±0 (a NaN is not), looking at the first one before all."""
+    return not len(column) or (column[0] == 0 and not column.any())
 
 
 def _largest(values: np.ndarray, ids: np.ndarray, groups: int) -> np.ndarray:

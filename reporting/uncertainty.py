@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 
 from reporting.distinct import map_distinct
+from reporting.scratch import Scratch
 
 DEFAULT_PUE_RANGE = (1.3, 1.7)
 PUE_RELATIVE = 0.05
@@ -84,21 +85,19 @@ def util_scale(
     return np.where(defaulted, scale, 1.0)
 
 
-def pue_cases(pue: np.ndarray, is_default: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Low and high PUE per row from its PUE (missing: 1.0) and whether it is a default."""
-    low = np.where(is_default, DEFAULT_PUE_RANGE[0], pue * (1 - PUE_RELATIVE))
-    high = np.where(is_default, DEFAULT_PUE_RANGE[1], pue * (1 + PUE_RELATIVE))
-    return np.maximum(low, 1.0), high
+def pue_cases(pue: np.ndarray, is_default: np.ndarray, scratch: Scratch | None = None) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    """Low and high PUE per row from its PUE (missing: 1.0) and whether it is a default (the
+    arrays `scratch`'s when given, overwritten next time)."""
+    arrays = scratch or Scratch()
+    low = np.multiply(pue, 1 - PUE_RELATIVE, out=arrays.array("pue low", len(pue)))
+    np.copyto(low, DEFAULT_PUE_RANGE[0], where=is_default)
+    high = np.multiply(pue, 1 + PUE_RELATIVE, out=arrays.array("pue high", len(pue)))
+    np.copyto(high, DEFAULT_PUE_RANGE[1], where=is_default)
+    return np.maximum(low, 1.0, out=low), high
 
 
 MEASURES = ("it_energy_kwh", "gpu_energy_kwh", "facility_energy_kwh", "co2e_location_kg",
             "co2e_market_kg", "co2e_embodied_kg")  # fmt: skip
-
-
-def _filled(values: np.ndarray) -> np.ndarray:
-    """Missing (NaN) as 0; the array itself when none is missing (never written to)."""
-    missing = np.isnan(values)
-    return np.where(missing, 0.0, values) if missing.any() else values
 
 
 def case_inputs(rows: pd.DataFrame, register: list[Mapping[str, Any]]) -> dict[str, np.ndarray]:
@@ -146,38 +145,57 @@ class _Cases:
     """The per-row arrays of one ledger part, with what several cases share worked out once.
     Each figure is the sum of the same per-row values, worked out by the same operations, as
     case by case; shortcuts only where the values are the same (x × 1.0, x + 0.0, a case
-    equal to another), so the figures are the same to the last digit."""
+    equal to another), so the figures are the same to the last digit. Working arrays come
+    from `scratch` (scratch.py)."""
 
-    def __init__(self, rows: dict[str, np.ndarray]) -> None:
-        self.rows = rows
-        self.filled = {c: _filled(rows[c]) for c in MEASURES}
-        self.embodied_kg = _sum(self.filled["co2e_embodied_kg"])
+    def __init__(self, rows: dict[str, np.ndarray], scratch: Scratch) -> None:
+        self.rows, self._scratch, self._rows = rows, scratch, len(rows["pue"])
+        found = {c: self._filled(c) for c in MEASURES}
+        self.filled = {c: filled for c, (filled, _) in found.items()}
+        self._totals = {c: total for c, (_, total) in found.items()}  # np.sum of each filled
+        self.embodied_kg = self._totals["co2e_embodied_kg"]
         self._kinds = {"s2": _mask_kind(rows["s2"]), "s31": _mask_kind(rows["s31"])}
-        self._facility: dict[Any, tuple[np.ndarray, float]] = {}
-        self._emissions: dict[Any, tuple[np.ndarray, np.ndarray]] = {}
-        self._kpis: dict[tuple[Any, float], dict[str, float]] = {}
-        self._scratch = (np.empty(len(rows["pue"])), np.empty(len(rows["pue"])))
         self._metered = rows["facility_energy_kwh"] > 0
         self._it_positive = self.filled["it_energy_kwh"] > 0
-        self._gpu_finite = bool(np.isfinite(self.filled["gpu_energy_kwh"]).all())
-        # f / f is exactly 1 where f > 0 is finite: the measured case's ratio is 1 throughout
-        self._measured_finite = not bool(np.isinf(self.filled["facility_energy_kwh"]).any())
+        # A finite sum has no infinite term (nor NaN): checked on the sums, where they show it.
+        self._gpu_finite = bool(np.isfinite(self._totals["gpu_energy_kwh"]))
 
-    def figures(self, key: Any, grid: float, embodied: float) -> dict[str, float]:
-        """KPI figures when each row's facility energy is that of `key` (MEASURED, or a PUE
-        and utilisation case worked out by `scenario`) and factors are scaled."""
-        if (key, grid) not in self._kpis:
-            self._kpis[key, grid] = self._sums(key, grid)
-        return {**self._kpis[key, grid], "co2e_embodied_kg": self.embodied_kg * embodied}
+    def _array(self, name: str) -> np.ndarray:
+        return self._scratch.array(f"uncertainty {name}", self._rows)
 
-    def _sums(self, key: Any, grid: float) -> dict[str, float]:
-        location, market = self._emissions[key]
-        if grid != 1.0:  # x × 1.0 is x: skipped; the products into scratch arrays
-            location = np.multiply(location, grid, out=self._scratch[0])
-            market = np.multiply(market, grid, out=self._scratch[1])
+    def _filled(self, name: str) -> tuple[np.ndarray, float]:
+        """The measure with missing (NaN) as 0, and its sum; the array itself (never written
+        to) when its sum shows that none is missing (a NaN makes the sum NaN)."""
+        values = self.rows[name]
+        total = np.sum(values)
+        if not np.isnan(total):
+            return values, float(total)
+        filled = self._array(f"filled {name}")
+        np.copyto(filled, values)
+        np.copyto(filled, 0.0, where=np.isnan(values))
+        return filled, float(np.sum(filled))
+
+    def kpis(self, key: Any, pue: np.ndarray | None, util: np.ndarray | None, grids: list[float]) -> dict[float, dict[str, float]]:  # fmt: skip
+        """KPI figures (but embodied) at each grid scale when each row's facility energy is
+        the ledger's (`key` MEASURED) or at PUE `pue` and utilisation scale `util` (None:
+        1.0 on every row)."""
+        if key == MEASURED:
+            facility, total = self.filled["facility_energy_kwh"], self._totals["facility_energy_kwh"]  # fmt: skip
+        else:
+            facility, total = self._scenario_facility(pue, util)
+        if key == MEASURED and np.isfinite(total):  # f / f is 1 where f > 0 is finite
+            location, market = self.filled["co2e_location_kg"], self.filled["co2e_market_kg"]
+        else:
+            location, market = self._scaled(facility)
+        return {grid: self._sums(location, market, grid, total) for grid in grids}
+
+    def _sums(self, location: np.ndarray, market: np.ndarray, grid: float, facility_kwh: float) -> dict[str, float]:  # fmt: skip
+        if grid != 1.0:  # x × 1.0 is x: skipped
+            location = np.multiply(location, grid, out=self._array("location × grid"))
+            market = np.multiply(market, grid, out=self._array("market × grid"))
         total_location, total_market = _sum(location), _sum(market)
         return {
-            "facility_energy_kwh": self._facility[key][1],
+            "facility_energy_kwh": facility_kwh,
             "scope2_location_kg": self._part_sum(location, "s2", total_location),
             "scope2_market_kg": self._part_sum(market, "s2", total_market),
             "scope31_location_kg": self._part_sum(location, "s31", total_location),
@@ -191,39 +209,23 @@ class _Cases:
         kind = self._kinds[mask]
         if kind != "some":
             return total if kind == "all" else 0.0
-        return _sum(values[self.rows[mask]])
-
-    def measured(self) -> Any:
-        """The key of the central case, the ledger's own facility energy."""
-        if MEASURED not in self._facility:
-            facility = self.filled["facility_energy_kwh"]
-            self._facility[MEASURED] = (facility, _sum(facility))
-            if self._measured_finite:
-                self._emissions[MEASURED] = (self.filled["co2e_location_kg"], self.filled["co2e_market_kg"])  # fmt: skip
-            else:
-                self._emissions[MEASURED] = self._scaled(facility)
-        return MEASURED
+        taken = self.rows[mask]
+        part = self._scratch.array("uncertainty part", int(np.count_nonzero(taken)))
+        return _sum(np.compress(taken, values, out=part))
 
     def _scaled(self, facility: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Location and market kg per row, × facility / measured where energy was measured."""
-        ratio = np.ones(len(facility))
+        ratio = self._array("ratio")
+        ratio.fill(1.0)
         np.divide(facility, self.rows["facility_energy_kwh"], out=ratio, where=self._metered)
-        return self.filled["co2e_location_kg"] * ratio, self.filled["co2e_market_kg"] * ratio
+        location = np.multiply(self.filled["co2e_location_kg"], ratio, out=self._array("location"))
+        market = np.multiply(self.filled["co2e_market_kg"], ratio, out=self._array("market"))
+        return location, market
 
-    def scenario(self, pue: tuple[str, np.ndarray], util: tuple[str, np.ndarray | None]) -> Any:
-        """The key of the facility energy at a PUE case and a utilisation case (None: 1.0 on
-        every row), each (name, per-row values), worked out once per pair of names."""
-        key = (pue[0], util[0])
-        if key not in self._facility:
-            facility = self._scenario_facility(pue[1], util[1])
-            self._facility[key] = (facility, _sum(facility))
-            self._emissions[key] = self._scaled(facility)
-        return key
-
-    def _scenario_facility(self, pue: np.ndarray, util: np.ndarray | None) -> np.ndarray:
+    def _scenario_facility(self, pue: np.ndarray, util: np.ndarray | None) -> tuple[np.ndarray, float]:  # fmt: skip
         """it_kwh + gpu_kwh × (utilisation - 1), × PUE where there is IT energy; else the
-        measured facility energy; missing 0."""
-        it_kwh, it = self.filled["it_energy_kwh"], self._scratch[0]
+        measured facility energy; missing 0. With its sum."""
+        it_kwh, it = self.filled["it_energy_kwh"], self._array("it")
         if util is None and self._gpu_finite:  # gpu × 0 is ±0, and it_kwh ± 0 is it_kwh (> 0)
             np.multiply(it_kwh, pue, out=it)
         else:
@@ -234,10 +236,14 @@ class _Cases:
             np.multiply(self.filled["gpu_energy_kwh"], it, out=it)
             np.add(it_kwh, it, out=it)
             np.multiply(it, pue, out=it)
-        facility = np.where(self._it_positive, it, self.rows["facility_energy_kwh"])
-        if np.isnan(np.sum(facility)):  # a NaN among them: 0 (_filled)
+        facility = self._array("facility")  # where(it_kwh > 0, it, measured), missing 0
+        np.copyto(facility, self.rows["facility_energy_kwh"])
+        np.copyto(facility, it, where=self._it_positive)
+        total = np.sum(facility)
+        if np.isnan(total):
             facility[np.isnan(facility)] = 0.0
-        return facility
+            total = np.sum(facility)
+        return facility, float(total)
 
 
 def scenario_figures(
@@ -249,39 +255,38 @@ def scenario_figures(
     return figures_of(case_inputs(rows, register))
 
 
-def figures_of(rows: dict[str, np.ndarray]) -> dict[str, dict[str, float]]:
-    """`scenario_figures` from the arrays `case_inputs` gives."""
+def figures_of(rows: dict[str, np.ndarray], scratch: Scratch | None = None) -> dict[str, dict[str, float]]:  # fmt: skip
+    """`scenario_figures` from the arrays `case_inputs` gives (working arrays from `scratch`,
+    kept by a reader of many parts)."""
     util = rows["util_low"]
+    pues = {"low": rows["pue_low"], "central": rows["pue"], "high": rows["pue_high"]}
     # None: 1.0 on every row. The utilisation's high case is the central one (TDP, no case
     # above it), and so is the low one where no row was modelled at the default.
-    util_low = None if bool((util == 1.0).all()) else util
-    cases = {
-        "pue": {"low": rows["pue_low"], "central": rows["pue"], "high": rows["pue_high"]},
-        "utilisation": {"low": util_low, "central": None, "high": None},
-        "grid": {"low": 1 - GRID_RELATIVE, "central": 1.0, "high": 1 + GRID_RELATIVE},
-        "embodied": {"low": EMBODIED_LOW_SCALE, "central": 1.0, "high": 1.0},
-    }
+    utils = {"low": None if bool((util == 1.0).all()) else util, "central": None, "high": None}
+    grids = {"low": 1 - GRID_RELATIVE, "central": 1.0, "high": 1 + GRID_RELATIVE}
+    embodied = {"low": EMBODIED_LOW_SCALE, "central": 1.0, "high": 1.0}
     names = [p[0] for p in PARAMETERS]
-    parts = _Cases(rows)
-
-    def scenario(choice: dict[str, str]) -> dict[str, float]:
-        """Figures with each parameter at `choice[name]` ('low', 'central' or 'high')."""
-        pue, utilisation = choice["pue"], cases["utilisation"][choice["utilisation"]]
-        key = parts.scenario((pue, cases["pue"][pue]), (choice["utilisation"] if utilisation is not None else "central", utilisation))  # fmt: skip
-        return parts.figures(key, cases["grid"][choice["grid"]], cases["embodied"][choice["embodied"]])  # fmt: skip
-
-    figures = {
-        "central": parts.figures(parts.measured(), 1.0, 1.0),
-        "low": scenario(dict.fromkeys(names, "low")),
-        "high": scenario(dict.fromkeys(names, "high")),
-    }
+    choices = {"low": dict.fromkeys(names, "low"), "high": dict.fromkeys(names, "high")}
     for name in names:
         if name == "embodied":
             continue  # the service life moves only the embodied allocation, not the tornado's KPI
-        one = dict.fromkeys(names, "central")
         for end in ("low", "high"):
-            figures[f"{name}:{end}"] = scenario({**one, name: end})
-    return figures
+            choices[f"{name}:{end}"] = {**dict.fromkeys(names, "central"), name: end}
+    # Each case's facility energy (MEASURED, or a PUE and a utilisation case), grid and embodied scale
+    plan: dict[str, tuple[Any, float, float]] = {"central": (MEASURED, 1.0, 1.0)}
+    for case, choice in choices.items():
+        util_case = choice["utilisation"] if utils[choice["utilisation"]] is not None else "central"
+        plan[case] = ((choice["pue"], util_case), grids[choice["grid"]], embodied[choice["embodied"]])  # fmt: skip
+    parts = _Cases(rows, scratch or Scratch())
+    sums = {}
+    for key in dict.fromkeys(key for key, _, _ in plan.values()):
+        pue, util_scale = (None, None) if key == MEASURED else (pues[key[0]], utils[key[1]])
+        wanted = list(dict.fromkeys(grid for k, grid, _ in plan.values() if k == key))
+        sums |= {(key, grid): found for grid, found in parts.kpis(key, pue, util_scale, wanted).items()}  # fmt: skip
+    return {
+        case: {**sums[key, grid], "co2e_embodied_kg": parts.embodied_kg * scale}
+        for case, (key, grid, scale) in plan.items()
+    }
 
 
 def added(

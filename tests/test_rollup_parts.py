@@ -10,6 +10,7 @@ import pyarrow as pa
 import pytest
 
 from reporting import rollup, rollup_day, uncertainty
+from reporting.scratch import Scratch
 
 KEYS = ["b#1", "a", "b#1", "c", "a", "a", "d", "c"]
 
@@ -83,7 +84,7 @@ def test_case_arrays_from_arrow_equal_those_from_pandas_rows() -> None:
     })  # fmt: skip
     text = [c for c in rows.columns if rows[c].dtype != float]
     table = pa.table({c: pa.array(rows[c]).dictionary_encode() if c in text else pa.array(rows[c]) for c in rows.columns})  # fmt: skip
-    found = rollup._per_row(table, register)
+    found = rollup._per_row(table, register, Scratch())
     expected = uncertainty.case_inputs(rows, register)
     for name, values in expected.items():
         np.testing.assert_array_equal(found[name], values, err_msg=name)
