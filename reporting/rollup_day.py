@@ -13,6 +13,7 @@ in which their first row appears, so a section that takes the first value of a c
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
@@ -44,24 +45,38 @@ class FirstRows:
         open_now = self._ends >= midnight
         if not open_now.all():
             self._keys, self._ends = self._keys.filter(pa.array(open_now)), self._ends[open_now]
-        first = first_of_key(keys)
+        ordered = in_order(keys)
+        first = first_of_key(keys, ordered)
         known = np.zeros(len(keys), bool)
-        slots = np.empty(0, np.int64)
-        if len(self._keys):
-            at = pc.index_in(keys, value_set=self._keys)  # each row's remembered key, if any
-            known = pc.is_valid(at).to_numpy(zero_copy_only=False)
-            slots = pc.fill_null(at, -1).to_numpy()
-            first &= ~known
-        self._remember(keys, ends, ends >= midnight + DAY_MS, known, slots)
+        start, stop = self._candidates(keys, ordered)
+        at = pc.index_in(keys.slice(start, stop - start), value_set=self._keys)
+        known[start:stop] = pc.is_valid(at).to_numpy(zero_copy_only=False)
+        first &= ~known
+        going_on = ends >= midnight + DAY_MS
+        again = going_on[start:stop] & known[start:stop]
+        if again.any():  # remembered runs going on again: their latest end
+            self._ends = self._ends.copy()
+            slots = pc.fill_null(at, 0).to_numpy()[again]
+            np.maximum.at(self._ends, slots, ends[start:stop][again])
+        self._remember(keys, ends, going_on & ~known)
         return first
 
-    def _remember(self, keys: pa.Array, ends: np.ndarray, going_on: np.ndarray, known: np.ndarray, slots: np.ndarray) -> None:  # fmt: skip
-        """Remember the keys of the rows going on past the day with their latest end."""
-        again = going_on & known
-        if again.any():
-            self._ends = self._ends.copy()
-            np.maximum.at(self._ends, slots[again], ends[again])
-        new = going_on & ~known
+    def _candidates(self, keys: pa.Array, ordered: bool) -> tuple[int, int]:
+        """The rows whose keys may be remembered ones: all, or when the keys are in order those
+        between the smallest and the largest remembered key (runs going on from an earlier day
+        are those of the lowest job ids, often a small part of the day's)."""
+        if not len(self._keys):
+            return 0, 0
+        if not ordered:
+            return 0, len(keys)
+        bounds = pc.min_max(self._keys)
+        texts = _Texts(keys)
+        start = bisect.bisect_left(texts, bounds["min"].as_py())
+        return start, max(start, bisect.bisect_right(texts, bounds["max"].as_py()))
+
+    def _remember(self, keys: pa.Array, ends: np.ndarray, new: np.ndarray) -> None:
+        """Remember the keys of the `new` rows (going on past the day, not remembered yet),
+        each with its latest end."""
         if new.any():
             encoded = pc.dictionary_encode(keys.filter(pa.array(new)))
             latest = np.full(len(encoded.dictionary), np.iinfo(np.int64).min)
@@ -70,14 +85,34 @@ class FirstRows:
             self._ends = np.concatenate([self._ends, latest])
 
 
-def first_of_key(keys: pa.Array) -> np.ndarray:
+class _Texts:
+    """A text array as a sequence of str, for `bisect` (str order is UTF-8 byte order, the
+    order Arrow compares in)."""
+
+    def __init__(self, array: pa.Array) -> None:
+        self._array = array
+
+    def __len__(self) -> int:
+        return len(self._array)
+
+    def __getitem__(self, index: int) -> str:
+        return self._array[index].as_py()
+
+
+def in_order(keys: pa.Array) -> bool:
+    """Whether the keys are sorted, none missing."""
+    if keys.null_count or len(keys) < 2:
+        return not keys.null_count
+    return pc.all(pc.less_equal(keys.slice(0, len(keys) - 1), keys.slice(1))).as_py()
+
+
+def first_of_key(keys: pa.Array, ordered: bool | None = None) -> np.ndarray:
     """Whether each row is the first of its key. A day's ledger rows are stored sorted by usage
     id, so equal keys are next to each other: compared with the row before, when the keys are
-    in order (checked); else hashed."""
-    if len(keys) > 1 and keys.null_count == 0:
+    in order (`ordered`, checked when not given); else hashed."""
+    if len(keys) > 1 and (in_order(keys) if ordered is None else ordered):
         before, after = keys.slice(0, len(keys) - 1), keys.slice(1)
-        if pc.all(pc.less_equal(before, after)).as_py():
-            return np.concatenate([[True], pc.not_equal(before, after).to_numpy(zero_copy_only=False)])  # fmt: skip
+        return np.concatenate([[True], pc.not_equal(before, after).to_numpy(zero_copy_only=False)])  # fmt: skip
     # Codes are numbered in order of first appearance: a row is its key's first when its code
     # is above every earlier row's.
     codes = pc.dictionary_encode(keys).indices.to_numpy().astype(np.int64)

@@ -96,3 +96,62 @@ def test_firsts_are_each_groups_first_row_in_group_order() -> None:
     assert rollup_day.firsts(ids).tolist() == np.unique(ids, return_index=True)[1].tolist()
     assert rollup_day.firsts(ids).tolist() == [0, 1, 3, 6]
     assert rollup_day.firsts(np.array([], dtype=np.int64)).tolist() == []
+
+
+def test_day_tables_made_from_statistics_hold_what_the_file_holds(tmp_path) -> None:
+    """One-value text columns are made from the file's statistics, not decoded: also with a
+    value too long for statistics, two row groups of different values, and missing ones."""
+    from datetime import date
+
+    import pyarrow.parquet as pq
+
+    from reporting import ledger
+
+    day = date(2026, 7, 2)
+    path = ledger.partition_path(tmp_path, day)
+    path.parent.mkdir(parents=True)
+    rows = 6
+    table = pa.table({
+        "scope": ["2"] * rows, "provider": pa.nulls(rows, pa.string()),
+        "team": ["a", "b", None, "a", "b", "b"], "site": ["x"] * 3 + ["y"] * 3,
+        "energy_note": ["n" * 5000] * rows, "currency": ["USD"] * 3 + [None] * 3,
+        "cost": [1.0, 2.0, None, 4.0, 5.0, 6.0],
+    })  # fmt: skip
+    pq.write_table(table, path, row_group_size=3, write_statistics=True)
+    columns = [*table.column_names, "run_id"]  # run_id: not in the file
+    (found_day, found), = ledger.read_day_tables(tmp_path, day, day, columns, columns[:-2] + ["run_id"])  # fmt: skip
+    assert found_day == day
+    for name in table.column_names:
+        column = found.column(name)
+        if pa.types.is_dictionary(column.type):
+            column = column.cast(column.type.value_type)
+        assert column.to_pylist() == table.column(name).to_pylist(), name
+    assert found.column("run_id").null_count == rows
+    assert pa.types.is_dictionary(found.column("scope").type)
+
+
+def test_group_sums_are_pandas_groupby_sums_and_max() -> None:
+    rng = np.random.default_rng(3)
+    size, groups = 500, 7
+    ids = pd.factorize(rng.integers(0, groups, size))[0]
+    values = {
+        "some": rng.choice([np.nan, 1.5, -2.25, 1e17, 3.0], size), "zeros": np.where(rng.random(size) < 0.5, 0.0, -0.0),
+        "missing": np.full(size, np.nan), "plain": rng.random(size),
+    }  # fmt: skip
+    n_gpus = rng.choice([np.nan, 0.0, 1.0, 8.0], size)
+    flags = {"rows": None, "firsts": rng.random(size) < 0.3}
+    found = rollup_day.group_sums(values, flags, n_gpus, ids, groups, Scratch())
+    frame = pd.DataFrame({**values, "n_gpus": n_gpus, "firsts": flags["firsts"].astype(np.int64)})  # fmt: skip
+    grouped = frame.groupby(ids)
+    expected = {name: grouped[name].sum(min_count=1).to_numpy() for name in values}
+    expected |= {"rows": grouped.size().to_numpy(), "firsts": grouped["firsts"].sum().to_numpy()}
+    expected["n_gpus"] = grouped["n_gpus"].max().to_numpy()
+    assert list(found) == [*values, *flags, "n_gpus"]
+    for name, column in expected.items():
+        assert found[name].dtype == column.dtype, name
+        assert found[name].tobytes() == column.tobytes(), name
+    with_negative_zero = np.where(rng.random(size) < 0.5, -0.0, 0.0)
+    largest = rollup_day.group_sums({}, {}, with_negative_zero, ids, groups, Scratch())["n_gpus"]
+    assert (
+        largest.tobytes() == pd.Series(with_negative_zero).groupby(ids).max().to_numpy().tobytes()
+    )
