@@ -155,3 +155,27 @@ def test_group_sums_are_pandas_groupby_sums_and_max() -> None:
     assert (
         largest.tobytes() == pd.Series(with_negative_zero).groupby(ids).max().to_numpy().tobytes()
     )
+
+
+@pytest.mark.parametrize("ordered", [True, False])
+def test_first_rows_over_days_are_the_first_by_definition(ordered: bool) -> None:
+    """Day after day, a row is first when no earlier row of its key, that day or on an earlier
+    day whose run was still open at the day's start (its latest end at or after midnight), had
+    it: sorted days (looked up between the remembered keys' bounds) and unsorted ones."""
+    rng = np.random.default_rng(11)
+    day_ms, first = rollup_day.DAY_MS, rollup_day.FirstRows()
+    latest: dict[str, int] = {}  # by definition: every key's latest end so far
+    for day in range(6):
+        midnight = day * day_ms
+        keys = [f"job:{k:03d}" for k in rng.integers(0, 60, 40)]
+        keys = sorted(keys) if ordered else keys
+        ends = midnight + rng.integers(0, 3 * day_ms, len(keys))
+        expected = []
+        for i, key in enumerate(keys):
+            seen = key in keys[:i] or latest.get(key, -1) >= midnight
+            expected.append(not seen)
+        found = first.first(pa.array(keys, pa.string()), ends, midnight)
+        assert found.tolist() == expected, day
+        for key, end in zip(keys, ends, strict=True):
+            if end >= midnight + day_ms or latest.get(key, -1) >= midnight:
+                latest[key] = max(end, latest.get(key, -1)) if latest.get(key, -1) >= midnight else end  # fmt: skip
