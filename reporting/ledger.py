@@ -238,20 +238,75 @@ def read_day_tables(
 ) -> Iterator[tuple[date, pa.Table]]:
     """(day, Arrow table) per day partition of start..end in day order, those columns only
     (not `day`), the text columns in `dictionary` dictionary-encoded as the file stores them
-    (several times cheaper to read than text) in one chunk; columns a file lacks are null."""
+    (several times cheaper to read than text) in one chunk; columns a file lacks are null;
+    timestamps in the unit the file stores them in.
+    A `dictionary` column that the file's statistics show to hold one value in every row, or
+    none, is not decoded but made from them (a one-entry dictionary): most of a day's are."""
     for path in partitions_between(root, start, end):
         with readable(root):
-            present = set(pq.read_schema(path).names)
-            table = pq.read_table(path, columns=[c for c in columns if c in present],
-                                  read_dictionary=[c for c in dictionary if c in present])  # fmt: skip
+            metadata = pq.read_metadata(path)
+            present = set(metadata.schema.names)
+            encoded = [c for c in dictionary if c in present]
+            single = _single_valued(metadata, encoded)
+            with pq.ParquetFile(path, metadata=metadata, read_dictionary=encoded) as file:
+                table = file.read([c for c in columns if c in present and c not in single], use_threads=False)  # fmt: skip
         arrays = []
         for name in columns:
             wanted = FILE_SCHEMA.field(name).type
             if name in dictionary:
                 wanted = pa.dictionary(pa.int32(), wanted)
-            column = table.column(name) if name in present else pa.nulls(table.num_rows, wanted)
-            arrays.append(column if column.type == wanted else column.cast(wanted))
+            if name in single:
+                column = _repeated(single[name], table.num_rows, wanted)
+            else:
+                column = table.column(name) if name in present else pa.nulls(table.num_rows, wanted)
+            arrays.append(column if _as_wanted(column.type, wanted) else column.cast(wanted))
         yield _day_of(path), pa.table(arrays, names=columns).unify_dictionaries().combine_chunks()
+
+
+def _as_wanted(found: pa.DataType, wanted: pa.DataType) -> bool:
+    """Whether a column read can stay as it is: its type is the schema's, or it is a timestamp
+    of the same zone in another unit (kept: the readers convert to theirs)."""
+    if found == wanted:
+        return True
+    timestamps = pa.types.is_timestamp(found) and pa.types.is_timestamp(wanted)
+    return timestamps and found.tz == wanted.tz
+
+
+def _single_valued(metadata: pq.FileMetaData, names: list[str]) -> dict[str, str | None]:
+    """The text columns whose statistics show one value in every row (or none: None)."""
+    index = {metadata.schema.column(i).name: i for i in range(metadata.num_columns)}
+    found: dict[str, str | None] = {}
+    for name in names:
+        values = {_chunk_value(metadata.row_group(g), index[name]) for g in range(metadata.num_row_groups)}  # fmt: skip
+        if len(values) == 1 and _SEVERAL not in values:
+            value = values.pop()
+            found[name] = None if value is None else bytes(value).decode("utf-8")
+    return found
+
+
+_SEVERAL = object()  # a column chunk whose statistics do not show a single value
+
+
+def _chunk_value(group: pq.RowGroupMetaData, column: int) -> object:
+    """The one value (bytes) a column chunk holds, None when it holds none, else _SEVERAL.
+    Only equal bounds count: a writer shortens long bounds, which makes them differ."""
+    stats = group.column(column).statistics
+    if stats is None or not stats.has_null_count:
+        return _SEVERAL
+    if stats.null_count == group.num_rows:
+        return None
+    if stats.null_count == 0 and stats.has_min_max and stats.min_raw == stats.max_raw:
+        return stats.min_raw
+    return _SEVERAL
+
+
+def _repeated(value: str | None, rows: int, dictionary: pa.DataType) -> pa.Array:
+    """`rows` rows of `value` (None: missing) as a dictionary array with one entry."""
+    if value is None:
+        return pa.nulls(rows, dictionary)
+    indices = pa.array(np.zeros(rows, dtype=np.int32))  # zeroed pages: not touched until read
+    values = pa.array([value], dictionary.value_type)
+    return pa.DictionaryArray.from_arrays(indices, values, safe=False)  # 0 is in bounds
 
 
 def empty_rows(columns: list[str]) -> pd.DataFrame:

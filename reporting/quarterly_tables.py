@@ -18,6 +18,7 @@ import pandas as pd
 
 from reporting import counts
 from reporting.energy import ENERGY_METHODS
+from reporting.scratch import Scratch
 
 G_PER_KG = 1_000
 NOT_MODELS = ("unallocated", "idle")
@@ -252,19 +253,30 @@ def idle_products(rows: pd.DataFrame) -> dict[str, np.ndarray]:
     return idle_products_of({c: rows[c].to_numpy(dtype=float, na_value=np.nan) for c in IDLE_INPUTS})  # fmt: skip
 
 
-def idle_products_of(rows: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """`idle_products` from the IDLE_INPUTS as float arrays (missing: NaN)."""
+def idle_products_of(rows: Mapping[str, np.ndarray], scratch: Scratch | None = None) -> dict[str, np.ndarray]:  # fmt: skip
+    """`idle_products` from the IDLE_INPUTS as float arrays (missing: NaN); the arrays it gives
+    are `scratch`'s when given (a day-by-day reader's, rollup.py), overwritten next time."""
+    arrays = scratch or Scratch()
 
     def filled(name: str, value: float) -> np.ndarray:
-        return np.where(np.isnan(rows[name]), value, rows[name])
+        values = rows[name]
+        if not np.isnan(np.sum(values)):  # no NaN (one would make the sum NaN): as it is
+            return values
+        found = arrays.array(f"idle inputs {name}", len(values))
+        np.copyto(found, values)
+        np.copyto(found, value, where=np.isnan(values))
+        return found
 
-    kwh = filled("idle_gpu_energy_kwh", 0.0) * filled("pue", 1.0)
-    return {
-        "idle_facility_kwh": kwh,
-        "idle_location_g": kwh * filled("grid_intensity_g_per_kwh", 0.0),
-        "idle_market_g": kwh * filled("market_intensity_g_per_kwh", 0.0),
-        "covered_gpu_hours": filled("gpu_hours", 0.0) * filled("telemetry_coverage_ratio", 0.0),
-    }
+    def product(name: str, first: np.ndarray, second: np.ndarray) -> np.ndarray:
+        return np.multiply(first, second, out=arrays.array(f"idle products {name}", len(first)))
+
+    kwh = product("idle_facility_kwh", filled("idle_gpu_energy_kwh", 0.0), filled("pue", 1.0))
+    location = product("idle_location_g", kwh, filled("grid_intensity_g_per_kwh", 0.0))
+    market = product("idle_market_g", kwh, filled("market_intensity_g_per_kwh", 0.0))
+    hours = filled("gpu_hours", 0.0)
+    covered = product("covered_gpu_hours", hours, filled("telemetry_coverage_ratio", 0.0))
+    return {"idle_facility_kwh": kwh, "idle_location_g": location, "idle_market_g": market,
+            "covered_gpu_hours": covered}  # fmt: skip
 
 
 def _idle_by_site(rows: pd.DataFrame) -> dict[str, dict[str, float]]:

@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 
 from reporting.distinct import map_distinct
+from reporting.scratch import Scratch
 
 DEFAULT_PUE_RANGE = (1.3, 1.7)
 PUE_RELATIVE = 0.05
@@ -84,19 +85,19 @@ def util_scale(
     return np.where(defaulted, scale, 1.0)
 
 
-def pue_cases(pue: np.ndarray, is_default: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Low and high PUE per row from its PUE (missing: 1.0) and whether it is a default."""
-    low = np.where(is_default, DEFAULT_PUE_RANGE[0], pue * (1 - PUE_RELATIVE))
-    high = np.where(is_default, DEFAULT_PUE_RANGE[1], pue * (1 + PUE_RELATIVE))
-    return np.maximum(low, 1.0), high
+def pue_cases(pue: np.ndarray, is_default: np.ndarray, scratch: Scratch | None = None) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    """Low and high PUE per row from its PUE (missing: 1.0) and whether it is a default (the
+    arrays `scratch`'s when given, overwritten next time)."""
+    arrays = scratch or Scratch()
+    low = np.multiply(pue, 1 - PUE_RELATIVE, out=arrays.array("pue low", len(pue)))
+    np.copyto(low, DEFAULT_PUE_RANGE[0], where=is_default)
+    high = np.multiply(pue, 1 + PUE_RELATIVE, out=arrays.array("pue high", len(pue)))
+    np.copyto(high, DEFAULT_PUE_RANGE[1], where=is_default)
+    return np.maximum(low, 1.0, out=low), high
 
 
 MEASURES = ("it_energy_kwh", "gpu_energy_kwh", "facility_energy_kwh", "co2e_location_kg",
             "co2e_market_kg", "co2e_embodied_kg")  # fmt: skip
-
-
-def _filled(values: np.ndarray) -> np.ndarray:
-    return np.where(np.isnan(values), 0.0, values)
 
 
 def case_inputs(rows: pd.DataFrame, register: list[Mapping[str, Any]]) -> dict[str, np.ndarray]:
@@ -126,81 +127,123 @@ def _mapped(column: pd.Series, function: Callable[[object], float]) -> np.ndarra
     return map_distinct(column, function).to_numpy(dtype=float)
 
 
-def _sum(values: np.ndarray, has_nan: bool) -> float:
-    """`np.nansum`: the same sum (NaN taken as 0), the copy made only if there is a NaN."""
-    return float(np.nansum(values) if has_nan else np.sum(values))
+def _sum(values: np.ndarray) -> float:
+    """`np.nansum` (NaN taken as 0). Without a NaN the sum is not NaN, and nansum would sum the
+    same values: np.sum alone, without nansum's copy and NaN mask."""
+    total = np.sum(values)
+    return float(np.nansum(values) if np.isnan(total) else total)
+
+
+def _mask_kind(mask: np.ndarray) -> str:
+    return "all" if mask.all() else "some" if mask.any() else "none"
+
+
+MEASURED = "measured"  # the facility energy the ledger holds, the central case
 
 
 class _Cases:
-    """The per-row arrays of one ledger part, with what several cases share worked out once
-    (the same operations in the same order as case by case: the same figures)."""
+    """The per-row arrays of one ledger part, with what several cases share worked out once.
+    Each figure is the sum of the same per-row values, worked out by the same operations, as
+    case by case; shortcuts only where the values are the same (x × 1.0, x + 0.0, a case
+    equal to another), so the figures are the same to the last digit. Working arrays come
+    from `scratch` (scratch.py)."""
 
-    def __init__(self, rows: dict[str, np.ndarray]) -> None:
-        self.rows = rows
-        self.filled = {c: _filled(rows[c]) for c in MEASURES}
-        self.s2, self.s31 = rows["s2"], rows["s31"]
-        self.embodied_kg = float(np.nansum(self.filled["co2e_embodied_kg"]))
-        self._scaled: dict[Any, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
-        self._nan: dict[Any, tuple[bool, bool]] = {}  # NaN in location, market (any grid)
-        self._mask_kind: dict[int, str] = {}
-        self._scratch = (np.empty(len(rows["pue"])), np.empty(len(rows["pue"])))
-        self._ratio = np.empty(len(rows["pue"]))
+    def __init__(self, rows: dict[str, np.ndarray], scratch: Scratch) -> None:
+        self.rows, self._scratch, self._rows = rows, scratch, len(rows["pue"])
+        found = {c: self._filled(c) for c in MEASURES}
+        self.filled = {c: filled for c, (filled, _) in found.items()}
+        self._totals = {c: total for c, (_, total) in found.items()}  # np.sum of each filled
+        self.embodied_kg = self._totals["co2e_embodied_kg"]
+        self._kinds = {"s2": _mask_kind(rows["s2"]), "s31": _mask_kind(rows["s31"])}
         self._metered = rows["facility_energy_kwh"] > 0
+        self._it_positive = self.filled["it_energy_kwh"] > 0
+        # A finite sum has no infinite term (nor NaN): checked on the sums, where they show it.
+        self._gpu_finite = bool(np.isfinite(self._totals["gpu_energy_kwh"]))
 
-    def figures(self, facility: np.ndarray, grid: float, embodied: float, key: Any) -> dict[str, float]:  # fmt: skip
-        """KPI figures when each row's facility energy is `facility` (the same for the same
-        `key`) and factors are scaled."""
-        if key not in self._scaled:
-            # where(measured > 0, facility / measured, 1.0), into the ratio's scratch array
-            ratio = self._ratio
-            ratio.fill(1.0)
-            np.divide(facility, self.rows["facility_energy_kwh"], out=ratio, where=self._metered)
-            location = self.filled["co2e_location_kg"] * ratio
-            market = self.filled["co2e_market_kg"] * ratio
-            self._scaled[key] = (facility, location, market)
-            self._nan[key] = (bool(np.isnan(location).any()), bool(np.isnan(market).any()))
-        facility, location, market = self._scaled[key]
-        nan_location, nan_market = self._nan[key]  # the grid scale (±15 %) keeps them
-        if grid != 1.0:  # x × 1.0 is x: skipped; the products into scratch arrays
-            location = np.multiply(location, grid, out=self._scratch[0])
-            market = np.multiply(market, grid, out=self._scratch[1])
+    def _array(self, name: str) -> np.ndarray:
+        return self._scratch.array(f"uncertainty {name}", self._rows)
+
+    def _filled(self, name: str) -> tuple[np.ndarray, float]:
+        """The measure with missing (NaN) as 0, and its sum; the array itself (never written
+        to) when its sum shows that none is missing (a NaN makes the sum NaN)."""
+        values = self.rows[name]
+        total = np.sum(values)
+        if not np.isnan(total):
+            return values, float(total)
+        filled = self._array(f"filled {name}")
+        np.copyto(filled, values)
+        np.copyto(filled, 0.0, where=np.isnan(values))
+        return filled, float(np.sum(filled))
+
+    def kpis(self, key: Any, pue: np.ndarray | None, util: np.ndarray | None, grids: list[float]) -> dict[float, dict[str, float]]:  # fmt: skip
+        """KPI figures (but embodied) at each grid scale when each row's facility energy is
+        the ledger's (`key` MEASURED) or at PUE `pue` and utilisation scale `util` (None:
+        1.0 on every row)."""
+        if key == MEASURED:
+            facility, total = self.filled["facility_energy_kwh"], self._totals["facility_energy_kwh"]  # fmt: skip
+        else:
+            facility, total = self._scenario_facility(pue, util)
+        if key == MEASURED and np.isfinite(total):  # f / f is 1 where f > 0 is finite
+            location, market = self.filled["co2e_location_kg"], self.filled["co2e_market_kg"]
+        else:
+            location, market = self._scaled(facility)
+        return {grid: self._sums(location, market, grid, total) for grid in grids}
+
+    def _sums(self, location: np.ndarray, market: np.ndarray, grid: float, facility_kwh: float) -> dict[str, float]:  # fmt: skip
+        if grid != 1.0:  # x × 1.0 is x: skipped
+            location = np.multiply(location, grid, out=self._array("location × grid"))
+            market = np.multiply(market, grid, out=self._array("market × grid"))
+        total_location, total_market = _sum(location), _sum(market)
         return {
-            "facility_energy_kwh": _sum(facility, False),  # filled
-            "scope2_location_kg": self._part_sum(location, self.s2, nan_location),
-            "scope2_market_kg": self._part_sum(market, self.s2, nan_market),
-            "scope31_location_kg": self._part_sum(location, self.s31, nan_location),
-            "scope31_market_kg": self._part_sum(market, self.s31, nan_market),
-            "co2e_location_kg": _sum(location, nan_location),
-            "co2e_market_kg": _sum(market, nan_market),
-            "co2e_embodied_kg": self.embodied_kg * embodied,
+            "facility_energy_kwh": facility_kwh,
+            "scope2_location_kg": self._part_sum(location, "s2", total_location),
+            "scope2_market_kg": self._part_sum(market, "s2", total_market),
+            "scope31_location_kg": self._part_sum(location, "s31", total_location),
+            "scope31_market_kg": self._part_sum(market, "s31", total_market),
+            "co2e_location_kg": total_location,
+            "co2e_market_kg": total_market,
         }
 
-    def _part_sum(self, values: np.ndarray, mask: np.ndarray, has_nan: bool) -> float:
-        """`np.nansum(values[mask])`, without the copy when the mask takes all or none."""
-        key = id(mask)
-        if key not in self._mask_kind:
-            self._mask_kind[key] = "all" if mask.all() else "some" if mask.any() else "none"
-        kind = self._mask_kind[key]
-        if kind == "none":
-            return 0.0
-        return _sum(values if kind == "all" else values[mask], has_nan)
+    def _part_sum(self, values: np.ndarray, mask: str, total: float) -> float:
+        """`np.nansum(values[rows[mask]])`: the total when the mask takes all rows."""
+        kind = self._kinds[mask]
+        if kind != "some":
+            return total if kind == "all" else 0.0
+        taken = self.rows[mask]
+        part = self._scratch.array("uncertainty part", int(np.count_nonzero(taken)))
+        return _sum(np.compress(taken, values, out=part))
 
-    def scenario(self, cases: dict[str, Any], choice: dict[str, str]) -> dict[str, float]:
-        """Figures with each parameter at `choice[name]` ('low', 'central' or 'high')."""
-        key = (choice["pue"], choice["utilisation"])
-        if key in self._scaled:
-            facility = self._scaled[key][0]
+    def _scaled(self, facility: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Location and market kg per row, × facility / measured where energy was measured."""
+        ratio = self._array("ratio")
+        ratio.fill(1.0)
+        np.divide(facility, self.rows["facility_energy_kwh"], out=ratio, where=self._metered)
+        location = np.multiply(self.filled["co2e_location_kg"], ratio, out=self._array("location"))
+        market = np.multiply(self.filled["co2e_market_kg"], ratio, out=self._array("market"))
+        return location, market
+
+    def _scenario_facility(self, pue: np.ndarray, util: np.ndarray | None) -> tuple[np.ndarray, float]:  # fmt: skip
+        """it_kwh + gpu_kwh × (utilisation - 1), × PUE where there is IT energy; else the
+        measured facility energy; missing 0. With its sum."""
+        it_kwh, it = self.filled["it_energy_kwh"], self._array("it")
+        if util is None and self._gpu_finite:  # gpu × 0 is ±0, and it_kwh ± 0 is it_kwh (> 0)
+            np.multiply(it_kwh, pue, out=it)
         else:
-            # it_kwh + gpu_kwh × (utilisation - 1), × PUE where there is IT energy; in place
-            it_kwh, it = self.filled["it_energy_kwh"], self._scratch[0]
-            np.subtract(cases["utilisation"][choice["utilisation"]], 1, out=it)
+            if util is None:
+                it.fill(0.0)
+            else:
+                np.subtract(util, 1, out=it)
             np.multiply(self.filled["gpu_energy_kwh"], it, out=it)
             np.add(it_kwh, it, out=it)
-            np.multiply(it, cases["pue"][choice["pue"]], out=it)
-            facility = np.where(it_kwh > 0, it, self.rows["facility_energy_kwh"])
-            facility[np.isnan(facility)] = 0.0  # _filled
-        return self.figures(facility, cases["grid"][choice["grid"]],
-                            cases["embodied"][choice["embodied"]], key)  # fmt: skip
+            np.multiply(it, pue, out=it)
+        facility = self._array("facility")  # where(it_kwh > 0, it, measured), missing 0
+        np.copyto(facility, self.rows["facility_energy_kwh"])
+        np.copyto(facility, it, where=self._it_positive)
+        total = np.sum(facility)
+        if np.isnan(total):
+            facility[np.isnan(facility)] = 0.0
+            total = np.sum(facility)
+        return facility, float(total)
 
 
 def scenario_figures(
@@ -212,29 +255,38 @@ def scenario_figures(
     return figures_of(case_inputs(rows, register))
 
 
-def figures_of(rows: dict[str, np.ndarray]) -> dict[str, dict[str, float]]:
-    """`scenario_figures` from the arrays `case_inputs` gives."""
+def figures_of(rows: dict[str, np.ndarray], scratch: Scratch | None = None) -> dict[str, dict[str, float]]:  # fmt: skip
+    """`scenario_figures` from the arrays `case_inputs` gives (working arrays from `scratch`,
+    kept by a reader of many parts)."""
     util = rows["util_low"]
-    cases = {
-        "pue": {"low": rows["pue_low"], "central": rows["pue"], "high": rows["pue_high"]},
-        "utilisation": {"low": util, "central": np.ones(len(util)), "high": np.ones(len(util))},
-        "grid": {"low": 1 - GRID_RELATIVE, "central": 1.0, "high": 1 + GRID_RELATIVE},
-        "embodied": {"low": EMBODIED_LOW_SCALE, "central": 1.0, "high": 1.0},
-    }
+    pues = {"low": rows["pue_low"], "central": rows["pue"], "high": rows["pue_high"]}
+    # None: 1.0 on every row. The utilisation's high case is the central one (TDP, no case
+    # above it), and so is the low one where no row was modelled at the default.
+    utils = {"low": None if bool((util == 1.0).all()) else util, "central": None, "high": None}
+    grids = {"low": 1 - GRID_RELATIVE, "central": 1.0, "high": 1 + GRID_RELATIVE}
+    embodied = {"low": EMBODIED_LOW_SCALE, "central": 1.0, "high": 1.0}
     names = [p[0] for p in PARAMETERS]
-    parts = _Cases(rows)
-    figures = {
-        "central": parts.figures(parts.filled["facility_energy_kwh"], 1.0, 1.0, "measured"),
-        "low": parts.scenario(cases, dict.fromkeys(names, "low")),
-        "high": parts.scenario(cases, dict.fromkeys(names, "high")),
-    }
+    choices = {"low": dict.fromkeys(names, "low"), "high": dict.fromkeys(names, "high")}
     for name in names:
         if name == "embodied":
             continue  # the service life moves only the embodied allocation, not the tornado's KPI
-        one = dict.fromkeys(names, "central")
         for end in ("low", "high"):
-            figures[f"{name}:{end}"] = parts.scenario(cases, {**one, name: end})
-    return figures
+            choices[f"{name}:{end}"] = {**dict.fromkeys(names, "central"), name: end}
+    # Each case's facility energy (MEASURED, or a PUE and a utilisation case), grid and embodied scale
+    plan: dict[str, tuple[Any, float, float]] = {"central": (MEASURED, 1.0, 1.0)}
+    for case, choice in choices.items():
+        util_case = choice["utilisation"] if utils[choice["utilisation"]] is not None else "central"
+        plan[case] = ((choice["pue"], util_case), grids[choice["grid"]], embodied[choice["embodied"]])  # fmt: skip
+    parts = _Cases(rows, scratch or Scratch())
+    sums = {}
+    for key in dict.fromkeys(key for key, _, _ in plan.values()):
+        pue, util_scale = (None, None) if key == MEASURED else (pues[key[0]], utils[key[1]])
+        wanted = list(dict.fromkeys(grid for k, grid, _ in plan.values() if k == key))
+        sums |= {(key, grid): found for grid, found in parts.kpis(key, pue, util_scale, wanted).items()}  # fmt: skip
+    return {
+        case: {**sums[key, grid], "co2e_embodied_kg": parts.embodied_kg * scale}
+        for case, (key, grid, scale) in plan.items()
+    }
 
 
 def added(
