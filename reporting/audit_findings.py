@@ -1,11 +1,11 @@
 """A period's findings held on disk, not in memory: a 10M-row quarter has millions of them.
 
 The audit hands its findings over a window of runs at a time (`FindingSpill.add`). They are
-ranked and written to a parquet batch file every `SPILL_ROWS` findings, and only their sort key
+ranked and written to an Arrow batch file every `SPILL_ROWS` findings, and only their sort key
 (kg CO2e, finding id) and what the summary adds up stay in memory. `Findings.chunks` then hands
 them out in the global rank order, a chunk at a time: the key table, sorted, says how many rows
 of each batch the next chunk takes, and since every batch is ranked by the same order those are
-the next rows of each file, read in row groups (a k-way merge done by counting).
+the next rows of each file, read a record batch at a time (a k-way merge done by counting).
 """
 
 from __future__ import annotations
@@ -23,14 +23,13 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
 from reporting.schema import FINDING_COLUMNS, LEDGER_SCHEMA
 
 SPILL_ROWS = (
     50_000  # findings ranked and written per batch file (each held as a frame until written)
 )
-READ_ROWS = 4_096  # rows per row group of a batch file, read back one at a time
+READ_ROWS = 4_096  # rows per record batch of a batch file, read back one at a time
 CHUNK_ROWS = 50_000  # ranked findings handed out at a time
 TEXT = (
     "finding_id",
@@ -103,9 +102,12 @@ class FindingSpill:
             return
         table = pa.concat_tables(self.buffer)
         self.buffer, self.buffered = [], 0
-        table = table.take(rank_order(table))
-        path = self.folder / f"batch-{len(self.batches):05d}.parquet"
-        pq.write_table(table, path, row_group_size=READ_ROWS, compression="lz4")
+        table = table.take(rank_order(table)).combine_chunks()  # batches of READ_ROWS rows
+        path = self.folder / f"batch-{len(self.batches):05d}.arrow"
+        # Arrow IPC, uncompressed: written and read back at the speed of a copy (parquet's
+        # encoding and decoding cost more than the audit's rules).
+        with pa.ipc.new_file(path, table.schema) as writer:
+            writer.write_table(table, max_chunksize=READ_ROWS)
         number = np.full(table.num_rows, len(self.batches), dtype=np.int32)
         self.keys.append(
             pa.table(
@@ -176,6 +178,13 @@ class Findings:
     ) -> Iterator[pd.DataFrame]:
         """The findings (`columns` of FINDING_COLUMNS) in rank order, `rows` (default
         CHUNK_ROWS) at a time."""
+        for table in self.tables(rows, columns):
+            yield table.to_pandas()
+
+    def tables(
+        self, rows: int | None = None, columns: list[str] = FINDING_COLUMNS
+    ) -> Iterator[pa.Table]:
+        """`chunks` as Arrow tables (SPILLED types, first_seen as text)."""
         rows = rows or CHUNK_ROWS
         stored = [c for c in columns if c != "first_seen"]
         readers = [_Reader(path, stored) for path in self.batches]
@@ -192,10 +201,10 @@ class Findings:
             ranked = blocks.take(pa.array(inverse)).append_column(
                 "first_seen", self.keys["first_seen"].slice(start, rows)
             )
-            yield ranked.select(columns).to_pandas()
+            yield ranked.select(columns)
 
     def rows_at(self, positions: np.ndarray) -> pd.DataFrame:
-        """The findings at these rank positions (ascending), read from the row groups that hold
+        """The findings at these rank positions (ascending), read from the record batches that hold
         them: a few dozen per owner's digest, among millions."""
         if not len(positions):
             return pd.DataFrame(columns=FINDING_COLUMNS)
@@ -206,10 +215,12 @@ class Findings:
         for number in np.unique(batch):
             rows = within[batch == number]
             groups = np.unique(rows // READ_ROWS)
-            table = pq.ParquetFile(self.batches[number]).read_row_groups(groups.tolist())
-            # Every row group but a file's last holds READ_ROWS rows.
+            with pa.OSFile(str(self.batches[number])) as source:
+                file = pa.ipc.open_file(source)
+                table = pa.Table.from_batches([file.get_batch(g) for g in groups.tolist()], SPILLED)
+            # Every record batch but a file's last holds READ_ROWS rows.
             local = np.searchsorted(groups, rows // READ_ROWS) * READ_ROWS + rows % READ_ROWS
-            pieces.append(table.cast(SPILLED).take(pa.array(local)))
+            pieces.append(table.take(pa.array(local)))
             where.append(positions[batch == number])
         table = pa.concat_tables(pieces).take(pa.array(np.argsort(np.concatenate(where))))
         first_seen = self.keys["first_seen"].take(pa.array(positions))
@@ -238,11 +249,11 @@ def _within(batch: np.ndarray) -> np.ndarray:
 
 
 class _Reader:
-    """A ranked batch file read in order, one row group at a time (never read ahead: a merge
-    of many files must not hold much of each)."""
+    """A ranked batch file read in order, one record batch at a time (never read ahead: a
+    merge of many files must not hold much of each)."""
 
     def __init__(self, path: Path, columns: list[str]) -> None:
-        self.file = pq.ParquetFile(path, pre_buffer=False)
+        self.file = pa.ipc.open_file(pa.OSFile(str(path)))
         self.columns = columns
         self.schema = pa.schema([SPILLED.field(c) for c in columns])
         self.group = 0
@@ -252,10 +263,9 @@ class _Reader:
         pieces = [self.rest]
         held = self.rest.num_rows
         while held < rows:
-            group = self.file.read_row_group(self.group, columns=self.columns)
+            group = self.file.get_batch(self.group).select(self.columns)
             self.group += 1
-            # Parquet keeps no whole-second timestamps: ended_at comes back in ms.
-            pieces.append(group.cast(self.schema))
+            pieces.append(pa.Table.from_batches([group]))
             held += group.num_rows
         table = pa.concat_tables(pieces) if len(pieces) > 1 else self.rest
         self.rest = table.slice(rows)

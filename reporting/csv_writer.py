@@ -68,6 +68,38 @@ def write_csv_chunks(frames: Iterable[pd.DataFrame], columns: list[str], handle:
         )
 
 
+def write_csv_tables(tables: Iterable[pa.Table], columns: list[str], handle: BinaryIO) -> None:
+    """`write_csv_chunks` of Arrow tables (`columns`, in that order): each table's columns
+    formatted as the frame's would be, without making a frame. Tables holding a column type
+    `to_csv` formats differently from here go through pandas."""
+    handle.write(_header(pd.DataFrame(columns=columns)))
+    for table in tables:
+        try:
+            handle.writelines(
+                _lines([_arrow_cells(c) for c in table.slice(first, SLICE_ROWS).columns])
+                for first in range(0, table.num_rows, SLICE_ROWS)
+            )
+        except _Unsupported:
+            frame = table.to_pandas()
+            handle.write(
+                frame.to_csv(index=False, header=False, lineterminator=LINE_END).encode("utf-8")
+            )
+
+
+def _arrow_cells(column: pa.ChunkedArray) -> pa.Array:
+    """`_cells` of an Arrow column: float64, text, or whole-second UTC times."""
+    values = column.combine_chunks()
+    kind = values.type
+    if pa.types.is_float64(kind):
+        return pc.fill_null(float_text(values.to_numpy(zero_copy_only=False)), EMPTY)
+    if pa.types.is_timestamp(kind) and kind.unit == "s" and kind.tz in ("UTC", "+00:00"):
+        naive = values.cast(pa.timestamp("s"))
+        return pc.fill_null(pc.strftime(naive, format="%Y-%m-%d %H:%M:%S+00:00"), "").cast(TEXT)
+    if pa.types.is_string(kind) or pa.types.is_large_string(kind):
+        return _quoted(pc.fill_null(values.cast(TEXT), EMPTY))
+    raise _Unsupported(str(kind))
+
+
 def _supported(frame: pd.DataFrame) -> bool:
     if not frame.columns.is_unique:
         return False
@@ -95,7 +127,11 @@ def _header(frame: pd.DataFrame) -> bytes:
 
 
 def _body(rows: pd.DataFrame) -> pa.Buffer:
-    cells = [_cells(column) for _, column in rows.items()]
+    return _lines([_cells(column) for _, column in rows.items()])
+
+
+def _lines(cells: list[pa.Array]) -> pa.Buffer:
+    """The CSV lines of these columns' cells, as one buffer."""
     lines = pc.binary_join_element_wise(pc.binary_join_element_wise(*cells, COMMA), EOL, EMPTY)
     offsets = np.frombuffer(lines.buffers()[1], dtype=np.int64)[lines.offset :]
     return lines.buffers()[2].slice(int(offsets[0]), int(offsets[len(lines)] - offsets[0]))
