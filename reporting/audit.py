@@ -14,6 +14,8 @@ from datetime import date
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from reporting.audit_cloud import audit_cloud, is_cloud
 from reporting.audit_config import Audit, Rule
@@ -273,8 +275,10 @@ def findings_of(cluster: pd.DataFrame, cloud: pd.DataFrame, audit: Audit) -> pd.
     if not parts:
         return None
     found = pd.concat(parts, ignore_index=True)
-    # Plain lists: iterating Arrow-backed columns value by value is slow.
-    found["finding_id"] = [finding_id(r, u) for r, u in zip(found["rule"].tolist(), found["usage_id"].tolist(), strict=True)]  # fmt: skip
+    found["finding_id"] = finding_ids(
+        pa.array(found["rule"], pa.string(), from_pandas=True),
+        pa.array(found["usage_id"], pa.string(), from_pandas=True),
+    ).to_pandas()
     return found
 
 
@@ -300,3 +304,21 @@ def _cluster_findings(ledger: pd.DataFrame, audit: Audit) -> list[pd.DataFrame]:
 def finding_id(rule: str, usage_id: str) -> str:
     """Stable across nights and reruns: the same rule on the same run is the same finding."""
     return "f-" + hashlib.sha256(f"{rule}\0{usage_id}".encode()).hexdigest()[:16]
+
+
+HEX_DIGITS = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)
+ID_BYTES = 8  # of the digest, written as 16 hex digits after "f-"
+
+
+def finding_ids(rules: pa.Array, usage_ids: pa.Array) -> pa.Array:
+    """`finding_id` of each (rule, usage_id) pair: one hash call per finding (a quarter has
+    millions), the text around it made for all at once."""
+    keys = pc.binary_join_element_wise(rules, pc.fill_null(usage_ids, "None"), "\0")
+    sha256 = hashlib.sha256
+    digests = b"".join([sha256(key).digest() for key in keys.cast(pa.binary()).to_pylist()])
+    head = np.frombuffer(digests, dtype=np.uint8).reshape(-1, 32)[:, :ID_BYTES]
+    text = np.empty((len(head), 2 + 2 * ID_BYTES), dtype=np.uint8)
+    text[:, 0], text[:, 1] = ord("f"), ord("-")
+    text[:, 2::2], text[:, 3::2] = HEX_DIGITS[head >> 4], HEX_DIGITS[head & 15]
+    offsets = np.arange(len(head) + 1, dtype=np.int32) * text.shape[1]
+    return pa.StringArray.from_buffers(len(head), pa.py_buffer(offsets), pa.py_buffer(text))
