@@ -86,14 +86,16 @@ class FindingSpill:
         self.by_rule: Counter[str] = Counter()
         self.owners: Counter[tuple[object, object, object]] = Counter()
 
-    def add(self, found: pd.DataFrame) -> None:
-        self.by_rule.update(found["rule"].value_counts().to_dict())
-        combos = found.groupby(OWNER_KEYS, dropna=False, sort=False).size()
-        self.owners.update({key: int(n) for key, n in combos.items()})
-        self.buffer.append(
-            pa.Table.from_pandas(found[SPILLED.names], schema=SPILLED, preserve_index=False)
-        )
-        self.buffered += len(found)
+    def add(self, found: pa.Table) -> None:
+        """Take some findings (SPILLED)."""
+        counts = pc.value_counts(found["rule"]).to_pylist()
+        self.by_rule.update({c["values"]: c["counts"] for c in counts})
+        count = ("owner", "count", pc.CountOptions(mode="all"))  # missing owners too
+        combos = found.group_by(OWNER_KEYS, use_threads=False).aggregate([count])
+        keys = zip(*(combos[c].to_pylist() for c in OWNER_KEYS), strict=True)
+        self.owners.update(dict(zip(keys, combos["owner_count"].to_pylist(), strict=True)))
+        self.buffer.append(found)
+        self.buffered += found.num_rows
         if self.buffered >= SPILL_ROWS:
             self._flush()
 
@@ -136,12 +138,21 @@ class FindingSpill:
         return findings
 
 
+def as_spilled(frame: pd.DataFrame) -> pa.Table:
+    """A frame of findings (FINDING_COLUMNS, or those but finding_id and first_seen) as an Arrow
+    table of SPILLED's types (SPILLED's columns the frame has)."""
+    names = [n for n in SPILLED.names if n in frame.columns]
+    schema = pa.schema([SPILLED.field(n) for n in names])
+    table = pa.Table.from_pandas(frame[names], schema=schema, preserve_index=False)
+    return table.replace_schema_metadata(None)
+
+
 def findings_of_frame(frame: pd.DataFrame, run_date: date) -> Findings:
     """A FINDING_COLUMNS frame (a small period's, a test's) held like the audit's findings, in
     the audit's rank order, keeping its first_seen dates."""
     spill = FindingSpill(Path(tempfile.mkdtemp(prefix="greenops-findings-")))
     if not frame.empty:
-        spill.add(frame)
+        spill.add(as_spilled(frame))
     seen = pa.table({c: pa.array(frame[c].astype(object), pa.string())
                      for c in ("finding_id", "first_seen")})  # fmt: skip
     return spill.finish(seen, run_date)
