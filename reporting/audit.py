@@ -291,10 +291,16 @@ def audit_ledger(
     # The cluster rules read these columns only (the ledger has some 80; a row filter copies all).
     used = [c for c in CLUSTER_COLUMNS if c in ledger.columns]
     cluster = ledger.loc[~cloud, used] if cloud.any() else ledger[used]
-    found = findings_of(cluster, ledger[cloud], audit)
-    if found is None:
+    # Frames as before the audit's findings became Arrow tables (a cloud finding's missing text
+    # stays None, a cluster finding's NaN).
+    parts = [t.to_pandas() for t in _cluster_findings(cluster, audit)]
+    parts += audit_cloud(ledger[cloud], audit)
+    if not parts:
         return pd.DataFrame(columns=FINDING_COLUMNS)
-    found = found.to_pandas()
+    found = pd.concat(parts, ignore_index=True)
+    found["finding_id"] = finding_ids(
+        _strings(found["rule"]), _strings(found["usage_id"])
+    ).to_pandas()
     today = run_date.isoformat()
     found["first_seen"] = [first_seen.get(f, today) for f in found["finding_id"].tolist()]
     ranked = found.sort_values(
