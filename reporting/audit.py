@@ -61,18 +61,15 @@ def runs_of(ledger: pd.DataFrame) -> pd.DataFrame:
 def _firsts(ledger: pd.DataFrame, codes: np.ndarray) -> pd.DataFrame:
     """Each run's first non-missing value of the per-run fields (`GroupBy.first`). A column with
     no gaps, or nothing but gaps, has that value in the run's first row: taken directly, which
-    is much faster than grouping text columns."""
+    is much faster than grouping text columns. Columns are taken (and grouped) together."""
     first_rows = np.unique(codes, return_index=True)[1]
-    columns = {}
-    for column in PER_RUN:
-        missing = int(ledger[column].isna().sum())
-        if missing in (0, len(ledger)):
-            columns[column] = ledger[column].iloc[first_rows].reset_index(drop=True)
-        else:
-            columns[column] = (
-                ledger[column].groupby(codes, sort=False).first().reset_index(drop=True)
-            )
-    return pd.DataFrame(columns)
+    missing = ledger[list(PER_RUN)].isna().sum()
+    direct = [c for c in PER_RUN if missing[c] in (0, len(ledger))]
+    gaps = [c for c in PER_RUN if c not in direct]
+    parts = [ledger[direct].iloc[first_rows].reset_index(drop=True)]
+    if gaps:
+        parts.append(ledger[gaps].groupby(codes, sort=False).first().reset_index(drop=True))
+    return pd.concat(parts, axis=1)[list(PER_RUN)]
 
 
 def _found(runs: pd.DataFrame, mask: pd.Series, rule: str, settings: Rule, *, measured: pd.Series,
