@@ -29,7 +29,8 @@ from reporting.schema import FINDING_COLUMNS, LEDGER_SCHEMA
 SPILL_ROWS = (
     50_000  # findings ranked and written per batch file (each held as a frame until written)
 )
-READ_ROWS = 4_096  # rows per record batch of a batch file, read back one at a time
+READ_ROWS = 1_024  # rows per record batch of a batch file, read back one at a time (the merge
+# holds up to this many rows of each of its ~100 files at 10M ledger rows)
 CHUNK_ROWS = 50_000  # ranked findings handed out at a time
 TEXT = (
     "finding_id",
