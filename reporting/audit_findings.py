@@ -131,6 +131,7 @@ class FindingSpill:
         keys = pa.concat_tables(self.keys) if self.keys else pa.schema(empty).empty_table()
         self.keys = []
         keys = keys.take(rank_order(keys))
+        pa.default_memory_pool().release_unused()  # the unsorted keys' blocks
         seen = pc.index_in(keys["finding_id"], value_set=first_seen["finding_id"])
         dates = pc.take(first_seen["first_seen"].cast(pa.string()), seen)
         keys = keys.append_column("first_seen", pc.fill_null(dates, run_date.isoformat()))
