@@ -49,27 +49,11 @@ def write_csv(frame: pd.DataFrame, handle: BinaryIO) -> None:
     handle.write(frame.to_csv(index=False, lineterminator=LINE_END).encode("utf-8"))
 
 
-def write_csv_chunks(frames: Iterable[pd.DataFrame], columns: list[str], handle: BinaryIO) -> None:
-    """Write the CSV of the frames one after the other (the same columns) as `write_csv` writes
-    their concatenation: one header (of `columns` if there are no frames), then each one's rows."""
-    handle.write(_header(pd.DataFrame(columns=columns)))
-    for frame in frames:
-        if len(frame) >= MIN_FAST_ROWS and frame.shape[1] >= 2 and _supported(frame):
-            try:
-                handle.write(b"".join(_body(frame.iloc[first : first + SLICE_ROWS])
-                                      for first in range(0, len(frame), SLICE_ROWS)))  # fmt: skip
-                continue
-            except _Unsupported:
-                pass
-        handle.write(
-            frame.to_csv(index=False, header=False, lineterminator=LINE_END).encode("utf-8")
-        )
-
-
 def write_csv_tables(tables: Iterable[pa.Table], columns: list[str], handle: BinaryIO) -> None:
-    """`write_csv_chunks` of Arrow tables (`columns`, in that order): each table's columns
-    formatted as the frame's would be, without making a frame. Tables holding a column type
-    `to_csv` formats differently from here go through pandas."""
+    """Write the CSV of the tables one after the other (`columns`, in that order) as
+    `write_csv` writes their frames' concatenation: one header, then each one's rows, its
+    columns formatted as the frame's would be without making a frame. A table holding a column
+    type formatted differently here goes through pandas' `to_csv`."""
     handle.write(_header(pd.DataFrame(columns=columns)))
     for table in tables:
         try:
