@@ -1,11 +1,11 @@
 """A period's findings held on disk, not in memory: a 10M-row quarter has millions of them.
 
 The audit hands its findings over a window of runs at a time (`FindingSpill.add`). They are
-ranked and written to a parquet batch file every `SPILL_ROWS` findings, and only their sort key
+ranked and written to an Arrow batch file every `SPILL_ROWS` findings, and only their sort key
 (kg CO2e, finding id) and what the summary adds up stay in memory. `Findings.chunks` then hands
 them out in the global rank order, a chunk at a time: the key table, sorted, says how many rows
 of each batch the next chunk takes, and since every batch is ranked by the same order those are
-the next rows of each file, read in row groups (a k-way merge done by counting).
+the next rows of each file, read a record batch at a time (a k-way merge done by counting).
 """
 
 from __future__ import annotations
@@ -23,14 +23,14 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
 from reporting.schema import FINDING_COLUMNS, LEDGER_SCHEMA
 
 SPILL_ROWS = (
     50_000  # findings ranked and written per batch file (each held as a frame until written)
 )
-READ_ROWS = 4_096  # rows per row group of a batch file, read back one at a time
+READ_ROWS = 1_024  # rows per record batch of a batch file, read back one at a time (the merge
+# holds up to this many rows of each of its ~100 files at 10M ledger rows)
 CHUNK_ROWS = 50_000  # ranked findings handed out at a time
 TEXT = (
     "finding_id",
@@ -87,14 +87,16 @@ class FindingSpill:
         self.by_rule: Counter[str] = Counter()
         self.owners: Counter[tuple[object, object, object]] = Counter()
 
-    def add(self, found: pd.DataFrame) -> None:
-        self.by_rule.update(found["rule"].value_counts().to_dict())
-        combos = found.groupby(OWNER_KEYS, dropna=False, sort=False).size()
-        self.owners.update({key: int(n) for key, n in combos.items()})
-        self.buffer.append(
-            pa.Table.from_pandas(found[SPILLED.names], schema=SPILLED, preserve_index=False)
-        )
-        self.buffered += len(found)
+    def add(self, found: pa.Table) -> None:
+        """Take some findings (SPILLED)."""
+        counts = pc.value_counts(found["rule"]).to_pylist()
+        self.by_rule.update({c["values"]: c["counts"] for c in counts})
+        count = ("owner", "count", pc.CountOptions(mode="all"))  # missing owners too
+        combos = found.group_by(OWNER_KEYS, use_threads=False).aggregate([count])
+        keys = zip(*(combos[c].to_pylist() for c in OWNER_KEYS), strict=True)
+        self.owners.update(dict(zip(keys, combos["owner_count"].to_pylist(), strict=True)))
+        self.buffer.append(found)
+        self.buffered += found.num_rows
         if self.buffered >= SPILL_ROWS:
             self._flush()
 
@@ -103,9 +105,12 @@ class FindingSpill:
             return
         table = pa.concat_tables(self.buffer)
         self.buffer, self.buffered = [], 0
-        table = table.take(rank_order(table))
-        path = self.folder / f"batch-{len(self.batches):05d}.parquet"
-        pq.write_table(table, path, row_group_size=READ_ROWS, compression="lz4")
+        table = table.take(rank_order(table)).combine_chunks()  # batches of READ_ROWS rows
+        path = self.folder / f"batch-{len(self.batches):05d}.arrow"
+        # Arrow IPC, uncompressed: written and read back at the speed of a copy (parquet's
+        # encoding and decoding cost more than the audit's rules).
+        with pa.ipc.new_file(path, table.schema) as writer:
+            writer.write_table(table, max_chunksize=READ_ROWS)
         number = np.full(table.num_rows, len(self.batches), dtype=np.int32)
         self.keys.append(
             pa.table(
@@ -113,6 +118,9 @@ class FindingSpill:
             ).append_column("batch", pa.array(number))
         )
         self.batches.append(path)
+        # Arrow's allocator keeps freed blocks for reuse; across a quarter's windows they add up
+        # to a few hundred MiB of the report's peak. Given back once per batch: no measured cost.
+        pa.default_memory_pool().release_unused()
 
     def finish(self, first_seen: pa.Table, run_date: date) -> Findings:
         """The findings, ranked, each with the date it was first found (`first_seen`: a table of
@@ -123,6 +131,7 @@ class FindingSpill:
         keys = pa.concat_tables(self.keys) if self.keys else pa.schema(empty).empty_table()
         self.keys = []
         keys = keys.take(rank_order(keys))
+        pa.default_memory_pool().release_unused()  # the unsorted keys' blocks
         seen = pc.index_in(keys["finding_id"], value_set=first_seen["finding_id"])
         dates = pc.take(first_seen["first_seen"].cast(pa.string()), seen)
         keys = keys.append_column("first_seen", pc.fill_null(dates, run_date.isoformat()))
@@ -134,12 +143,21 @@ class FindingSpill:
         return findings
 
 
+def as_spilled(frame: pd.DataFrame) -> pa.Table:
+    """A frame of findings (FINDING_COLUMNS, or those but finding_id and first_seen) as an Arrow
+    table of SPILLED's types (SPILLED's columns the frame has)."""
+    names = [n for n in SPILLED.names if n in frame.columns]
+    schema = pa.schema([SPILLED.field(n) for n in names])
+    table = pa.Table.from_pandas(frame[names], schema=schema, preserve_index=False)
+    return table.replace_schema_metadata(None)
+
+
 def findings_of_frame(frame: pd.DataFrame, run_date: date) -> Findings:
     """A FINDING_COLUMNS frame (a small period's, a test's) held like the audit's findings, in
     the audit's rank order, keeping its first_seen dates."""
     spill = FindingSpill(Path(tempfile.mkdtemp(prefix="greenops-findings-")))
     if not frame.empty:
-        spill.add(frame)
+        spill.add(as_spilled(frame))
     seen = pa.table({c: pa.array(frame[c].astype(object), pa.string())
                      for c in ("finding_id", "first_seen")})  # fmt: skip
     return spill.finish(seen, run_date)
@@ -176,6 +194,13 @@ class Findings:
     ) -> Iterator[pd.DataFrame]:
         """The findings (`columns` of FINDING_COLUMNS) in rank order, `rows` (default
         CHUNK_ROWS) at a time."""
+        for table in self.tables(rows, columns):
+            yield table.to_pandas()
+
+    def tables(
+        self, rows: int | None = None, columns: list[str] = FINDING_COLUMNS
+    ) -> Iterator[pa.Table]:
+        """`chunks` as Arrow tables (SPILLED types, first_seen as text)."""
         rows = rows or CHUNK_ROWS
         stored = [c for c in columns if c != "first_seen"]
         readers = [_Reader(path, stored) for path in self.batches]
@@ -192,10 +217,10 @@ class Findings:
             ranked = blocks.take(pa.array(inverse)).append_column(
                 "first_seen", self.keys["first_seen"].slice(start, rows)
             )
-            yield ranked.select(columns).to_pandas()
+            yield ranked.select(columns)
 
     def rows_at(self, positions: np.ndarray) -> pd.DataFrame:
-        """The findings at these rank positions (ascending), read from the row groups that hold
+        """The findings at these rank positions (ascending), read from the record batches that hold
         them: a few dozen per owner's digest, among millions."""
         if not len(positions):
             return pd.DataFrame(columns=FINDING_COLUMNS)
@@ -206,10 +231,12 @@ class Findings:
         for number in np.unique(batch):
             rows = within[batch == number]
             groups = np.unique(rows // READ_ROWS)
-            table = pq.ParquetFile(self.batches[number]).read_row_groups(groups.tolist())
-            # Every row group but a file's last holds READ_ROWS rows.
+            with pa.OSFile(str(self.batches[number])) as source:
+                file = pa.ipc.open_file(source)
+                table = pa.Table.from_batches([file.get_batch(g) for g in groups.tolist()], SPILLED)
+            # Every record batch but a file's last holds READ_ROWS rows.
             local = np.searchsorted(groups, rows // READ_ROWS) * READ_ROWS + rows % READ_ROWS
-            pieces.append(table.cast(SPILLED).take(pa.array(local)))
+            pieces.append(table.take(pa.array(local)))
             where.append(positions[batch == number])
         table = pa.concat_tables(pieces).take(pa.array(np.argsort(np.concatenate(where))))
         first_seen = self.keys["first_seen"].take(pa.array(positions))
@@ -238,11 +265,11 @@ def _within(batch: np.ndarray) -> np.ndarray:
 
 
 class _Reader:
-    """A ranked batch file read in order, one row group at a time (never read ahead: a merge
-    of many files must not hold much of each)."""
+    """A ranked batch file read in order, one record batch at a time (never read ahead: a
+    merge of many files must not hold much of each)."""
 
     def __init__(self, path: Path, columns: list[str]) -> None:
-        self.file = pq.ParquetFile(path, pre_buffer=False)
+        self.file = pa.ipc.open_file(pa.OSFile(str(path)))
         self.columns = columns
         self.schema = pa.schema([SPILLED.field(c) for c in columns])
         self.group = 0
@@ -252,10 +279,9 @@ class _Reader:
         pieces = [self.rest]
         held = self.rest.num_rows
         while held < rows:
-            group = self.file.read_row_group(self.group, columns=self.columns)
+            group = self.file.get_batch(self.group).select(self.columns)
             self.group += 1
-            # Parquet keeps no whole-second timestamps: ended_at comes back in ms.
-            pieces.append(group.cast(self.schema))
+            pieces.append(pa.Table.from_batches([group]))
             held += group.num_rows
         table = pa.concat_tables(pieces) if len(pieces) > 1 else self.rest
         self.rest = table.slice(rows)

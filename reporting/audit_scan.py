@@ -51,7 +51,7 @@ def audit_period(root: Path, start: date, end: date, audit: Audit, first_seen: p
     return found.finish(first_seen, run_date)
 
 
-def _add(spill: FindingSpill, found: pd.DataFrame | None) -> None:
+def _add(spill: FindingSpill, found: pa.Table | None) -> None:
     if found is not None:
         spill.add(found)
 

@@ -24,8 +24,6 @@ from reporting.text import float_text
 LINE_END = "\r\n"
 MIN_FAST_ROWS = 10_000  # below this, to_csv is quick: it is used as it is
 SLICE_ROWS = 250_000  # rows formatted at a time (bounds the memory of the text)
-SPECIAL_BYTES = np.zeros(256, dtype=bool)  # bytes that make the csv module quote a cell
-SPECIAL_BYTES[[ord(","), ord('"'), ord("\r"), ord("\n")]] = True
 TEXT = pa.large_string()  # 64-bit offsets: a slice's text may pass 2 GiB
 QUOTE, COMMA, EMPTY, EOL = (pa.scalar(t, TEXT) for t in ('"', ",", "", LINE_END))
 
@@ -51,21 +49,36 @@ def write_csv(frame: pd.DataFrame, handle: BinaryIO) -> None:
     handle.write(frame.to_csv(index=False, lineterminator=LINE_END).encode("utf-8"))
 
 
-def write_csv_chunks(frames: Iterable[pd.DataFrame], columns: list[str], handle: BinaryIO) -> None:
-    """Write the CSV of the frames one after the other (the same columns) as `write_csv` writes
-    their concatenation: one header (of `columns` if there are no frames), then each one's rows."""
+def write_csv_tables(tables: Iterable[pa.Table], columns: list[str], handle: BinaryIO) -> None:
+    """Write the CSV of the tables one after the other (`columns`, in that order) as
+    `write_csv` writes their frames' concatenation: one header, then each one's rows, its
+    columns formatted as the frame's would be without making a frame. A table holding a column
+    type formatted differently here goes through pandas' `to_csv`."""
     handle.write(_header(pd.DataFrame(columns=columns)))
-    for frame in frames:
-        if len(frame) >= MIN_FAST_ROWS and frame.shape[1] >= 2 and _supported(frame):
-            try:
-                handle.write(b"".join(_body(frame.iloc[first : first + SLICE_ROWS])
-                                      for first in range(0, len(frame), SLICE_ROWS)))  # fmt: skip
-                continue
-            except _Unsupported:
-                pass
-        handle.write(
-            frame.to_csv(index=False, header=False, lineterminator=LINE_END).encode("utf-8")
-        )
+    for table in tables:
+        try:
+            handle.writelines(
+                _lines([_arrow_cells(c) for c in table.slice(first, SLICE_ROWS).columns])
+                for first in range(0, table.num_rows, SLICE_ROWS)
+            )
+        except _Unsupported:
+            frame = table.to_pandas()
+            handle.write(
+                frame.to_csv(index=False, header=False, lineterminator=LINE_END).encode("utf-8")
+            )
+
+
+def _arrow_cells(column: pa.ChunkedArray) -> pa.Array:
+    """`_cells` of an Arrow column: float64, text, or whole-second UTC times."""
+    values = column.combine_chunks()
+    kind = values.type
+    if pa.types.is_float64(kind):
+        return pc.fill_null(float_text(values.to_numpy(zero_copy_only=False)), EMPTY)
+    if pa.types.is_timestamp(kind) and kind.unit == "s" and kind.tz in ("UTC", "+00:00"):
+        return _utc_text(values.cast(pa.timestamp("s")))
+    if pa.types.is_string(kind) or pa.types.is_large_string(kind):
+        return _quoted(pc.fill_null(values.cast(TEXT), EMPTY))
+    raise _Unsupported(str(kind))
 
 
 def _supported(frame: pd.DataFrame) -> bool:
@@ -95,7 +108,11 @@ def _header(frame: pd.DataFrame) -> bytes:
 
 
 def _body(rows: pd.DataFrame) -> pa.Buffer:
-    cells = [_cells(column) for _, column in rows.items()]
+    return _lines([_cells(column) for _, column in rows.items()])
+
+
+def _lines(cells: list[pa.Array]) -> pa.Buffer:
+    """The CSV lines of these columns' cells, as one buffer."""
     lines = pc.binary_join_element_wise(pc.binary_join_element_wise(*cells, COMMA), EOL, EMPTY)
     offsets = np.frombuffer(lines.buffers()[1], dtype=np.int64)[lines.offset :]
     return lines.buffers()[2].slice(int(offsets[0]), int(offsets[len(lines)] - offsets[0]))
@@ -120,7 +137,10 @@ def _needs_quotes(cells: pa.Array) -> pa.Array | None:
     if data is None or offsets[-1] == offsets[0]:
         return None
     text = np.frombuffer(data, dtype=np.uint8)[offsets[0] : offsets[-1]]
-    hits = np.flatnonzero(SPECIAL_BYTES[text]) + offsets[0]
+    # Byte comparisons: several times quicker than looking each byte up in a table.
+    special = (text == ord(",")) | (text == ord('"'))
+    special |= (text == ord("\r")) | (text == ord("\n"))
+    hits = np.flatnonzero(special) + offsets[0]
     if not len(hits):
         return None
     mask = np.zeros(len(cells), dtype=bool)
@@ -132,8 +152,7 @@ def _cells(column: pd.Series) -> pa.Array:
     """Each value as to_csv writes it (missing → empty), as an Arrow string array."""
     if isinstance(column.dtype, pd.DatetimeTZDtype):  # whole-second UTC (see _supported)
         naive = column.dt.tz_convert(None).to_numpy()
-        stamps = pa.array(naive, type=pa.timestamp("s"), from_pandas=True)
-        return pc.fill_null(pc.strftime(stamps, format="%Y-%m-%d %H:%M:%S+00:00"), "").cast(TEXT)
+        return _utc_text(pa.array(naive, type=pa.timestamp("s"), from_pandas=True))
     if isinstance(column.dtype, np.dtype) and column.dtype.kind in "fiub":
         values = column.to_numpy()
         text = float_text(values) if values.dtype.kind == "f" else pa.array(values.astype(str))
@@ -145,3 +164,20 @@ def _cells(column: pd.Series) -> pa.Array:
     if isinstance(text, pa.ChunkedArray):
         text = text.combine_chunks()
     return _quoted(pc.fill_null(text.cast(TEXT), EMPTY))
+
+
+FOUR_DIGIT_YEARS = (-30_610_224_000, 253_402_300_799)  # 1000-01-01 to 9999-12-31, in seconds
+
+
+def _utc_text(stamps: pa.TimestampArray) -> pa.Array:
+    """Whole-second UTC times (naive) as `YYYY-MM-DD HH:MM:SS+00:00`, missing → empty. Arrow's
+    cast to text writes the same digits as strftime for four-digit years, several times faster."""
+    seconds = stamps.cast(pa.int64()).to_numpy(zero_copy_only=False)
+    low, high = FOUR_DIGIT_YEARS
+    if stamps.null_count == len(stamps) or (
+        np.nanmin(seconds) >= low and np.nanmax(seconds) <= high
+    ):
+        text = pc.binary_join_element_wise(stamps.cast(pa.string()), "+00:00", "")
+    else:
+        text = pc.strftime(stamps, format="%Y-%m-%d %H:%M:%S+00:00")
+    return pc.fill_null(text, "").cast(TEXT)

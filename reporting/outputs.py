@@ -8,11 +8,14 @@ import os
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from reporting import extracts, report
 from reporting.audit_findings import Findings
-from reporting.csv_writer import write_csv, write_csv_chunks
+from reporting.csv_writer import write_csv, write_csv_tables
 from reporting.schema import FINDING_COLUMNS
 
 METHODOLOGY = {
@@ -82,6 +85,40 @@ def _risky(column: pd.Series) -> pd.Series:
     return column.map(lambda v: isinstance(v, str) and v.startswith(FORMULA_PREFIXES)).astype(bool)
 
 
+FORMULA_BYTES = np.zeros(256, dtype=bool)
+FORMULA_BYTES[[ord(p) for p in FORMULA_PREFIXES]] = True
+
+
+def csv_safe_table(table: pa.Table) -> pa.Table:
+    """`csv_safe` of an Arrow table: text columns' risky cells get a leading apostrophe."""
+    for number, column in enumerate(table.columns):
+        if pa.types.is_string(column.type):
+            text = column.combine_chunks()
+            risky = _risky_cells(text)
+            if risky is not None:
+                quoted = pc.binary_join_element_wise("'", text.filter(risky), "")
+                text = pc.replace_with_mask(text, risky, quoted)
+                table = table.set_column(number, table.field(number), text)
+    return table
+
+
+def _risky_cells(text: pa.StringArray) -> pa.Array | None:
+    """Which cells start with a formula prefix (all one byte), None if none does: their first
+    bytes looked up at once."""
+    offsets = np.frombuffer(text.buffers()[1], dtype=np.int32)[text.offset :][: len(text) + 1]
+    data = text.buffers()[2]
+    starts = offsets[:-1]
+    filled = offsets[1:] > starts
+    if data is None or not filled.any():
+        return None
+    first = np.frombuffer(data, dtype=np.uint8)[starts[filled]]
+    risky = np.zeros(len(text), dtype=bool)
+    risky[filled] = FORMULA_BYTES[first]
+    if text.null_count:
+        risky &= text.is_valid().to_numpy(zero_copy_only=False)
+    return pa.array(risky) if risky.any() else None
+
+
 def csv_text(frame: pd.DataFrame) -> str:
     """A CSV export: formula prefixes neutralised, RFC 4180 line ends. With `\r\n` as the line
     end the csv module quotes every cell holding a CR or LF; with `\n` it leaves a lone CR bare,
@@ -95,7 +132,7 @@ def _write_csv(path: Path, frame: pd.DataFrame | Findings) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
     with open(tmp, "wb") as handle:
         if isinstance(frame, Findings):
-            write_csv_chunks((csv_safe(c) for c in frame.chunks()), FINDING_COLUMNS, handle)
+            write_csv_tables((csv_safe_table(t) for t in frame.tables()), FINDING_COLUMNS, handle)
         else:
             write_csv(csv_safe(frame), handle)
     os.replace(tmp, path)
