@@ -29,6 +29,7 @@ from reporting.schema import FINDING_COLUMNS, LEDGER_SCHEMA
 SPILL_ROWS = (
     50_000  # findings ranked and written per batch file (each held as a frame until written)
 )
+SPILL_OPTIONS = pa.ipc.IpcWriteOptions(compression="lz4")
 READ_ROWS = 1_024  # rows per record batch of a batch file, read back one at a time (the merge
 # holds up to this many rows of each of its ~100 files at 10M ledger rows)
 CHUNK_ROWS = 50_000  # ranked findings handed out at a time
@@ -107,9 +108,10 @@ class FindingSpill:
         self.buffer, self.buffered = [], 0
         table = table.take(rank_order(table)).combine_chunks()  # batches of READ_ROWS rows
         path = self.folder / f"batch-{len(self.batches):05d}.arrow"
-        # Arrow IPC, uncompressed: written and read back at the speed of a copy (parquet's
-        # encoding and decoding cost more than the audit's rules).
-        with pa.ipc.new_file(path, table.schema) as writer:
+        # Arrow IPC: written and read back at about the speed of a copy (parquet's encoding and
+        # decoding cost more than the audit's rules). LZ4 keeps a 10M-row quarter's spill near
+        # 0.6 GB instead of 2.3 GB: /tmp is often RAM (tmpfs).
+        with pa.ipc.new_file(path, table.schema, options=SPILL_OPTIONS) as writer:
             writer.write_table(table, max_chunksize=READ_ROWS)
         number = np.full(table.num_rows, len(self.batches), dtype=np.int32)
         self.keys.append(
