@@ -290,9 +290,11 @@ def write_html(html: str, path: Path) -> None:
 def write_pdf(html: str, path: Path) -> None:
     """Lay out the HTML for print with WeasyPrint and write the PDF; fetches nothing."""
     root = templates_dir()
+    # No base URL: the report's own links (data_docs/index.html) stay relative to the PDF, as
+    # in the HTML, rather than pointing into wherever the package is installed.
     document = weasyprint.HTML(
         string=html,
-        base_url=root.as_uri() + "/",
+        base_url=None,
         url_fetcher=ConfinedURLFetcher(root),
         media_type="print",
     ).render(stylesheets=[_print_stylesheet(root)])

@@ -158,3 +158,18 @@ def test_report_files_are_written(demo_out: Path) -> None:
     html = (demo_out / "report.html").read_text()
     for team in ("foundation-models", "inference-platform", "unallocated"):
         assert team in html
+
+
+def test_the_pdf_links_to_the_data_docs_beside_it(demo_out: Path) -> None:
+    """The PDF's links are the HTML's: relative to the report, never into the installed package
+    (a file:// URI would name the install path and change with it)."""
+    from pypdf import PdfReader
+
+    uris = [
+        annotation.get_object()["/A"]["/URI"]
+        for page in PdfReader(demo_out / "report.pdf").pages
+        for annotation in page.get("/Annots") or []
+        if "/URI" in annotation.get_object().get("/A", {})
+    ]
+    assert "data_docs/index.html" in uris
+    assert not [uri for uri in uris if uri.startswith("file:")]
