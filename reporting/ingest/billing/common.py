@@ -11,9 +11,11 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 # Files are read as text by `raw`; re-exported where the readers and tests have found them.
@@ -117,6 +119,16 @@ def text(records: pd.DataFrame, column: str | None) -> pd.Series:
     values = values.str.strip()
     missing = values.str.lower().isin(NULL_TEXT)
     return values.astype(object).where(~missing, None)
+
+
+def map_distinct(values: pd.Series, func: Callable[[Any], Any]) -> pd.Series:
+    """`func` of each value (None where missing) as an object Series, calling `func` once per
+    distinct value: billing columns repeat the same few texts on millions of lines."""
+    codes, distinct = pd.factorize(values.astype(object), use_na_sentinel=True)
+    results = np.empty(len(distinct) + 1, dtype=object)
+    results[:-1] = [func(v) for v in distinct]
+    results[-1] = func(None)  # code -1: a missing value
+    return pd.Series(results[codes], index=values.index, dtype=object)
 
 
 def parse_decimal(values: pd.Series) -> tuple[pd.Series, pd.Series]:

@@ -19,6 +19,7 @@ from reporting.ingest.billing.common import (
     RowProblems,
     column_lookup,
     finish_charges,
+    map_distinct,
     missing_columns,
     normalise_name,
     parse_decimal,
@@ -69,8 +70,12 @@ def read(table: RawTable, source_file: str) -> FamilyRead:
             f"the file has no {', '.join(missing)} column (FOCUS requires it)",
         )
 
+    read_once: dict[str, pd.Series] = {}
+
     def get(name: str) -> pd.Series:
-        return text(records, col.get(normalise_name(name)))
+        if name not in read_once:
+            read_once[name] = text(records, col.get(normalise_name(name)))
+        return read_once[name]
 
     frame = pd.DataFrame(index=records.index)
     for target, source in (
@@ -130,10 +135,8 @@ def read(table: RawTable, source_file: str) -> FamilyRead:
     frame["pricing_category"] = _title(get("PricingCategory"))
     frame["commitment_status"] = _title(get("CommitmentDiscountStatus"))
     frame["usage_type"] = get("x_UsageType").fillna(frame["charge_description"])
-    described = frame["charge_description"].fillna("").str.extract(_INSTANCE)
-    frame["resource_type"] = (
-        get("x_InstanceType").fillna(described[0]).fillna(described[1]).fillna(get("ResourceType"))
-    )
+    described = map_distinct(frame["charge_description"], _described_instance)
+    frame["resource_type"] = get("x_InstanceType").fillna(described).fillna(get("ResourceType"))
     frame["line"] = records["line"]
     frame["raw"] = records["raw"]
     bad = problems.mask(records.index)
@@ -142,23 +145,39 @@ def read(table: RawTable, source_file: str) -> FamilyRead:
     )
 
 
+def _described_instance(description: str | None) -> str | None:
+    """The first instance size named in a charge description, or None."""
+    match = _INSTANCE.search(description or "")
+    if match is None:
+        return None
+    return match.group(1) if match.group(1) is not None else match.group(2)
+
+
 def _category(values: pd.Series) -> pd.Series:
     known = {c.lower(): c for c in CATEGORIES}
-    return values.map(lambda v: known.get(v.lower()) if isinstance(v, str) else None)
+    return map_distinct(values, lambda v: known.get(v.lower()) if isinstance(v, str) else None)
 
 
 def _title(values: pd.Series) -> pd.Series:
-    return values.map(lambda v: v[:1].upper() + v[1:].lower() if isinstance(v, str) and v else None)
+    return map_distinct(
+        values, lambda v: v[:1].upper() + v[1:].lower() if isinstance(v, str) and v else None
+    )
 
 
 def _tags(values: pd.Series) -> tuple[pd.Series, pd.Series]:
-    parsed = values.map(parse_tags_object)
+    parsed = map_distinct(values, _tags_text)
     bad = parsed.isna()
-    return parsed.map(lambda t: tags_json(t) if t is not None else "{}"), bad
+    return parsed.fillna("{}"), bad
+
+
+def _tags_text(value: str | None) -> str | None:
+    """Tags as normalised JSON text; None when they are not a JSON object."""
+    parsed = parse_tags_object(value)
+    return tags_json(parsed) if parsed is not None else None
 
 
 def provider_key(names: pd.Series) -> pd.Series:
     """ProviderName as written → the provider key the other families use (`aws`, `gcp`, ...)."""
-    return names.map(
-        lambda p: _PROVIDERS.get(p.lower(), p.lower()) if isinstance(p, str) else None
-    ).astype(object)
+    return map_distinct(
+        names, lambda p: _PROVIDERS.get(p.lower(), p.lower()) if isinstance(p, str) else None
+    )
