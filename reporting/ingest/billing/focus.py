@@ -180,4 +180,4 @@ def provider_key(names: pd.Series) -> pd.Series:
     """ProviderName as written → the provider key the other families use (`aws`, `gcp`, ...)."""
     return map_distinct(
         names, lambda p: _PROVIDERS.get(p.lower(), p.lower()) if isinstance(p, str) else None
-    )
+    ).astype(object)
