@@ -117,7 +117,7 @@ def text(records: pd.DataFrame, column: str | None) -> pd.Series:
         return pd.Series([None] * len(records), index=records.index, dtype=object)
     # Cleaned once per distinct text, then spread over the rows: the rows share the cleaned
     # strings (a million lines of "USD" are one string, not a million).
-    codes, distinct = pd.factorize(records[column].astype(object), use_na_sentinel=True)
+    codes, distinct = pd.factorize(records[column], use_na_sentinel=True)
     values = pd.Series(distinct, dtype=object).astype(str).str.strip()
     missing = values.str.lower().isin(NULL_TEXT)
     cleaned = np.append(values.astype(object).where(~missing, None).to_numpy(), None)
