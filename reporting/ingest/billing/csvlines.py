@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import re
 from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -47,21 +49,24 @@ def text_columns(rows: list[list[str]], width: int) -> list[pa.Array]:
     """Rows of `width` fields as one arrow array per field, then each row's `csv_text` (what
     csv.writer makes of it, computed a column at a time: a field holding a comma or a quote is
     quoted, its quotes doubled; line ends are not quoted, as lineterminator is empty)."""
-    columns = [pa.array(c, pa.string()) for c in zip(*rows)] if rows else []
-    columns = columns or [pa.array([], pa.string()) for _ in range(width)]
+    # One array of every field (large: a batch may pass 2 GiB), then a column is every
+    # width-th field: no Python loop over rows or fields.
+    fields = pa.array(
+        itertools.chain.from_iterable(rows), pa.large_string(), size=len(rows) * width
+    )
+    starts = np.arange(len(rows), dtype=np.int64) * width
+    columns = [fields.take(pa.array(starts + i)).cast(pa.string()) for i in range(width)]
     written = []
     for column in columns:
-        plain = pc.invert(pc.or_(pc.match_substring(column, ","), pc.match_substring(column, '"')))
-        doubled = pc.replace_substring(column, '"', '""')
-        written.append(
-            pc.if_else(plain, column, pc.binary_join_element_wise('"', doubled, '"', ""))
-        )
+        quoted = pc.or_(pc.match_substring(column, ","), pc.match_substring(column, '"'))
+        if pc.any(quoted).as_py():  # most columns never hold either
+            doubled = pc.replace_substring(column, '"', '""')
+            column = pc.if_else(quoted, pc.binary_join_element_wise('"', doubled, '"', ""), column)
+        written.append(column)
     if width == 1:  # csv.writer writes a row of one empty field as ""
         written[0] = pc.if_else(pc.equal(columns[0], ""), '""', written[0])
-    return [
-        *columns,
-        pc.binary_join_element_wise(*written, ",") if width else pa.array([""] * len(rows)),
-    ]
+    raw = pc.binary_join_element_wise(*written, ",") if width else pa.array([""] * len(rows))
+    return [*columns, raw]
 
 
 def physical_lines(stream: io.TextIOBase) -> Iterator[str]:
