@@ -77,6 +77,10 @@ def read(table: RawTable, source_file: str) -> FamilyRead:
             read_once[name] = text(records, col.get(normalise_name(name)))
         return read_once[name]
 
+    def said(name: str, bad: pd.Series, empty: str) -> pd.Series:
+        """The column's text on the rows found bad, for their reasons (no text for the rest)."""
+        return get(name).fillna(empty)[bad.fillna(False).astype(bool)]
+
     frame = pd.DataFrame(index=records.index)
     for target, source in (
         ("billed_cost", "BilledCost"),
@@ -86,7 +90,7 @@ def read(table: RawTable, source_file: str) -> FamilyRead:
     ):
         values, bad = parse_decimal(get(source))
         frame[target] = values
-        problems.add(bad, "number", f"{source} is not a number: " + get(source).fillna(""))
+        problems.add(bad, "number", f"{source} is not a number: " + said(source, bad, ""))
     problems.add(frame["billed_cost"].isna(), "required_value", "BilledCost is empty")
     for target, source in (
         ("charge_period_start", "ChargePeriodStart"),
@@ -95,7 +99,7 @@ def read(table: RawTable, source_file: str) -> FamilyRead:
     ):
         values, bad = parse_time(get(source))
         frame[target] = values
-        problems.add(bad, "timestamp", f"{source} is not a valid time: " + get(source).fillna(""))
+        problems.add(bad, "timestamp", f"{source} is not a valid time: " + said(source, bad, ""))
     problems.add(
         frame["charge_period_start"].isna(), "required_value", "ChargePeriodStart is empty"
     )
@@ -106,20 +110,22 @@ def read(table: RawTable, source_file: str) -> FamilyRead:
         "ChargePeriodEnd is before ChargePeriodStart",
     )
     frame["currency"] = get("BillingCurrency").str.upper()
+    bad = ~frame["currency"].fillna("").str.fullmatch(r"[A-Z]{3}")
     problems.add(
-        ~frame["currency"].fillna("").str.fullmatch(r"[A-Z]{3}"),
+        bad,
         "currency",
-        "BillingCurrency is not an ISO 4217 code: " + get("BillingCurrency").fillna("(empty)"),
+        "BillingCurrency is not an ISO 4217 code: " + said("BillingCurrency", bad, "(empty)"),
     )
     frame["charge_category"] = _category(get("ChargeCategory"))
+    bad = frame["charge_category"].isna()
     problems.add(
-        frame["charge_category"].isna(),
+        bad,
         "enum",
         "ChargeCategory is not one of " + ", ".join(CATEGORIES) + ": "
-        + get("ChargeCategory").fillna("(empty)"),
+        + said("ChargeCategory", bad, "(empty)"),
     )  # fmt: skip
     frame["tags"], bad_tags = _tags(get("Tags"))
-    problems.add(bad_tags, "tags", "Tags is not a JSON object: " + get("Tags").fillna(""))
+    problems.add(bad_tags, "tags", "Tags is not a JSON object: " + said("Tags", bad_tags, ""))
     provider = get("ProviderName").fillna(get("ServiceProviderName"))
     frame["provider"] = provider_key(provider)
     frame["billing_account_id"] = get("BillingAccountId")
