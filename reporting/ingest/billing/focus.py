@@ -147,7 +147,8 @@ def read(table: RawTable, source_file: str) -> FamilyRead:
     frame["raw"] = records["raw"]
     bad = problems.mask(records.index)
     return FamilyRead(
-        finish_charges(frame[~bad], FAMILY, source_file), problems.quarantine(records, source_file)
+        finish_charges(frame[~bad] if bad.any() else frame, FAMILY, source_file),
+        problems.quarantine(records, source_file),
     )
 
 
