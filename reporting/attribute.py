@@ -156,11 +156,9 @@ def split_by_day(per_run: pd.DataFrame, extra_linear: tuple[str, ...] = ()) -> p
     last_day = (end - pd.Timedelta(seconds=1)).dt.floor("D").where(end > start, end.dt.floor("D"))
     n_days = ((last_day - first_day).dt.days + 1).clip(lower=1).astype("int64")
     sliced = per_run.loc[per_run.index.repeat(n_days)].copy()
-    offset = (
-        np.concatenate([np.arange(n) for n in n_days])
-        if len(n_days)
-        else np.array([], dtype="int64")
-    )
+    # 0, 1, ... n-1 for each run's n days, without a Python loop over the runs
+    counts = n_days.to_numpy()
+    offset = np.arange(counts.sum(), dtype="int64") - np.repeat(np.cumsum(counts) - counts, counts)
     day = first_day.loc[sliced.index] + pd.to_timedelta(offset, unit="D")
     run_start, run_end, next_day = (
         start.loc[sliced.index],

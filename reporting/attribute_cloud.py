@@ -75,8 +75,9 @@ def attribute_charges(charges: pd.DataFrame, config: Config, run_id: str) -> Clo
     used_embodied = [f for f, on in ((emb_gpu, gpu.any()), (emb_cpu, (frame["cpu_core_hours"] > 0).any())) if on]  # fmt: skip
     frame = owners.attribute_owners(frame, config.owners)
     frame = share_costs(frame, config)
-    sliced = split_by_day(frame, _CLOUD_LINEAR)
-    return CloudAttribution(to_ledger(sliced, run_id), used + place_factors + used_embodied)
+    # Rebound, not kept beside it: the unsplit lines are freed before the ledger rows are built.
+    frame = split_by_day(frame, _CLOUD_LINEAR)
+    return CloudAttribution(to_ledger(frame, run_id), used + place_factors + used_embodied)
 
 
 def line_footprint(charges: pd.DataFrame, cost: pd.Series) -> pd.DataFrame:

@@ -65,23 +65,15 @@ def write_ledger(
     recover(root)
     replaced_files = set(source_files)
     periods = set(billing_periods)
-    new_ids = pa.array(rows["usage_id"].unique(), pa.string())
+    # Indexed once: every day's old rows are looked up in it (hashing the new IDs per day cost
+    # as much as the rest of the write).
+    new_ids = pd.Index(rows["usage_id"].unique())
     by_day = dict(tuple(rows.groupby("day", sort=False)))
     staged_days = staged.days() if staged is not None else set()
     plan: list[dict[str, str | None]] = []
     for day in sorted(set(by_day) | staged_days | _days_holding(root, replaced_files, periods)):
         path = partition_path(root, day)
-        old = read_partition(path)
-        old_ids = pa.array(old["usage_id"], pa.string())
-        carried = pc.is_in(old_ids, value_set=new_ids).to_numpy(zero_copy_only=False)
-        if staged is not None:  # exact, without holding every staged ID (see staging.py)
-            carried = carried | staged.holds(old_ids)
-        replaced = (
-            pd.Series(carried, index=old.index)
-            | old["source_file"].map(replaced_files.__contains__)
-            | old["billing_period"].map(periods.__contains__)
-        )
-        keep = old[~replaced.astype(bool)]
+        keep = _kept_rows(path, new_ids, (replaced_files, periods), staged)
         pieces = [keep, by_day.get(day), staged.rows(day) if staged is not None else None]
         present = [p for p in pieces if p is not None and not p.empty]
         merged = pd.concat(present, ignore_index=True) if present else rows.iloc[0:0]
@@ -93,6 +85,26 @@ def write_ledger(
         plan.append({"final": _relative(root, path), "tmp": _relative(root, tmp) if tmp else None})
     _commit(root, plan, after_step)
     return [root / str(step["final"]) for step in plan if step["tmp"]]
+
+
+def _kept_rows(
+    path: Path, new_ids: pd.Index, replaced: tuple[set[str], set[str]], staged: Staged | None
+) -> pd.DataFrame | None:
+    """The rows of a day's partition that stay: not carried again by this run (`new_ids`,
+    `staged`), not from the files it read again nor of the billing periods it restates."""
+    if not path.exists():  # nothing stays: no need to build an empty frame
+        return None
+    replaced_files, periods = replaced
+    old = read_partition(path)
+    carried = new_ids.get_indexer(old["usage_id"].astype(object)) >= 0
+    if staged is not None:  # exact, without holding every staged ID (see staging.py)
+        carried = carried | staged.holds(pa.array(old["usage_id"], pa.string()))
+    replaced_rows = (
+        pd.Series(carried, index=old.index)
+        | old["source_file"].map(replaced_files.__contains__)
+        | old["billing_period"].map(periods.__contains__)
+    )
+    return old[~replaced_rows.astype(bool)]
 
 
 def _relative(root: Path, path: Path) -> str:

@@ -11,9 +11,11 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 # Files are read as text by `raw`; re-exported where the readers and tests have found them.
@@ -113,10 +115,22 @@ def text(records: pd.DataFrame, column: str | None) -> pd.Series:
     """A column as stripped text with placeholders (`NULL`, empty) as None; absent → all None."""
     if column is None or column not in records.columns:
         return pd.Series([None] * len(records), index=records.index, dtype=object)
-    values = records[column].astype(object).where(records[column].notna(), "").astype(str)
-    values = values.str.strip()
+    # Cleaned once per distinct text, then spread over the rows: the rows share the cleaned
+    # strings (a million lines of "USD" are one string, not a million).
+    codes, distinct = pd.factorize(records[column], use_na_sentinel=True)
+    values = pd.Series(distinct, dtype=object).astype(str).str.strip()
     missing = values.str.lower().isin(NULL_TEXT)
-    return values.astype(object).where(~missing, None)
+    cleaned = np.append(values.astype(object).where(~missing, None).to_numpy(), None)
+    return pd.Series(cleaned[codes], index=records.index, dtype=object)
+
+
+def map_distinct(values: pd.Series, func: Callable[[Any], Any]) -> pd.Series:
+    """`values.map(func)` (same values, same dtype), calling `func` once per distinct value:
+    billing columns repeat the same few texts on millions of lines."""
+    codes, distinct = pd.factorize(values.astype(object), use_na_sentinel=True)
+    mapped = pd.Series([*distinct, None], dtype=object).map(func)  # last: a missing value
+    result = mapped.iloc[np.where(codes < 0, len(distinct), codes)]
+    return result.set_axis(values.index)
 
 
 def parse_decimal(values: pd.Series) -> tuple[pd.Series, pd.Series]:

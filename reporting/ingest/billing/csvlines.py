@@ -12,10 +12,15 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import re
 from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 
 _NOT_UTF8 = re.compile("[\udc80-\udcff]")  # what surrogateescape makes of a non-UTF-8 byte
 
@@ -38,6 +43,30 @@ def csv_text(fields: list[str]) -> str:
     out = io.StringIO()
     csv.writer(out, lineterminator="").writerow(fields)
     return out.getvalue()
+
+
+def text_columns(rows: list[list[str]], width: int) -> list[pa.Array]:
+    """Rows of `width` fields as one arrow array per field, then each row's `csv_text` (what
+    csv.writer makes of it, computed a column at a time: a field holding a comma or a quote is
+    quoted, its quotes doubled; line ends are not quoted, as lineterminator is empty)."""
+    # One array of every field (large: a batch may pass 2 GiB), then a column is every
+    # width-th field: no Python loop over rows or fields.
+    fields = pa.array(
+        itertools.chain.from_iterable(rows), pa.large_string(), size=len(rows) * width
+    )
+    starts = np.arange(len(rows), dtype=np.int64) * width
+    columns = [fields.take(pa.array(starts + i)).cast(pa.string()) for i in range(width)]
+    written = []
+    for column in columns:
+        quoted = pc.or_(pc.match_substring(column, ","), pc.match_substring(column, '"'))
+        if pc.any(quoted).as_py():  # most columns never hold either
+            doubled = pc.replace_substring(column, '"', '""')
+            column = pc.if_else(quoted, pc.binary_join_element_wise('"', doubled, '"', ""), column)
+        written.append(column)
+    if width == 1:  # csv.writer writes a row of one empty field as ""
+        written[0] = pc.if_else(pc.equal(columns[0], ""), '""', written[0])
+    raw = pc.binary_join_element_wise(*written, ",") if width else pa.array([""] * len(rows))
+    return [*columns, raw]
 
 
 def physical_lines(stream: io.TextIOBase) -> Iterator[str]:
@@ -99,26 +128,48 @@ def split_csv(
 ) -> CsvSplit:
     """The header and rows of a CSV text; rows that cannot be rows are in `bad`. `on_header`
     sees the header before any row is read (it may raise to refuse the file)."""
+    batches = split_csv_batches(stream, on_header)
+    split = next(batches)
+    for batch in batches:
+        split.rows += batch.rows
+        split.lines += batch.lines
+        split.bad += batch.bad
+    return split
+
+
+def split_csv_batches(
+    stream: io.TextIOBase,
+    on_header: Callable[[list[str]], None] | None = None,
+    batch_rows: int = 1 << 62,
+) -> Iterator[CsvSplit]:
+    """`split_csv` in pieces of at most `batch_rows` rows (all with the same header), so that a
+    caller can turn each piece into columns before the next is read."""
     lines = _Lines(stream)
     reader = csv.reader(lines)
-    split = CsvSplit(_header(reader, lines, on_header))
+    header = _header(reader, lines, on_header)
+    split = CsvSplit(header)
+    width = len(header)
     while True:
+        if len(split.rows) >= batch_rows:
+            yield split
+            split = CsvSplit(header)
         lines.row = []
         try:
             fields = next(reader)
         except StopIteration:
-            return split
+            yield split
+            return
         except csv.Error as exc:  # a field over the limit: a quote that never closed
             reader = csv.reader(lines)  # the old one is mid-field
             _reject(split, lines, "field_count", f"cannot split the row: {exc}")
             continue
-        if not any(f.strip() for f in fields):  # a blank line is not a row
+        if not any(map(str.strip, fields)):  # a blank line is not a row
             continue
-        text = csv_text(fields)
-        if problem := bad_bytes(text):
+        # Only text that is not ASCII can hold a byte that was not UTF-8 (rare: check then).
+        if not "".join(fields).isascii() and (problem := bad_bytes(csv_text(fields))):
             _reject(split, lines, "encoding", problem)
-        elif len(fields) != len(split.header):
-            count = f"{len(fields)} fields where the header has {len(split.header)}"
+        elif len(fields) != width:
+            count = f"{len(fields)} fields where the header has {width}"
             _reject(split, lines, "field_count", count)
         else:
             split.rows.append(fields)

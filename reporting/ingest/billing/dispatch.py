@@ -102,8 +102,15 @@ def read_billing(
         result.views[name] = _view(family, table)
         charges.append(read.charges)
         quarantines.append(_with_carried_cost(read.quarantine, table, family))
+    table = None  # the last file's text is freed before the charges are joined
     non_empty = [c for c in charges if not c.empty]
-    result.charges = pd.concat(non_empty, ignore_index=True) if non_empty else empty_charges()
+    result.charges = (
+        non_empty[0]  # one file: its charges as they are, not copied by a concat of one
+        if len(non_empty) == 1
+        else pd.concat(non_empty, ignore_index=True)
+        if non_empty
+        else empty_charges()
+    )
     result.quarantine = pd.concat(quarantines, ignore_index=True)
     return result
 

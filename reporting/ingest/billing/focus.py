@@ -19,6 +19,7 @@ from reporting.ingest.billing.common import (
     RowProblems,
     column_lookup,
     finish_charges,
+    map_distinct,
     missing_columns,
     normalise_name,
     parse_decimal,
@@ -69,8 +70,16 @@ def read(table: RawTable, source_file: str) -> FamilyRead:
             f"the file has no {', '.join(missing)} column (FOCUS requires it)",
         )
 
+    read_once: dict[str, pd.Series] = {}
+
     def get(name: str) -> pd.Series:
-        return text(records, col.get(normalise_name(name)))
+        if name not in read_once:
+            read_once[name] = text(records, col.get(normalise_name(name)))
+        return read_once[name]
+
+    def said(name: str, bad: pd.Series, empty: str) -> pd.Series:
+        """The column's text on the rows found bad, for their reasons (no text for the rest)."""
+        return get(name).fillna(empty)[bad.fillna(False).astype(bool)]
 
     frame = pd.DataFrame(index=records.index)
     for target, source in (
@@ -81,7 +90,7 @@ def read(table: RawTable, source_file: str) -> FamilyRead:
     ):
         values, bad = parse_decimal(get(source))
         frame[target] = values
-        problems.add(bad, "number", f"{source} is not a number: " + get(source).fillna(""))
+        problems.add(bad, "number", f"{source} is not a number: " + said(source, bad, ""))
     problems.add(frame["billed_cost"].isna(), "required_value", "BilledCost is empty")
     for target, source in (
         ("charge_period_start", "ChargePeriodStart"),
@@ -90,7 +99,7 @@ def read(table: RawTable, source_file: str) -> FamilyRead:
     ):
         values, bad = parse_time(get(source))
         frame[target] = values
-        problems.add(bad, "timestamp", f"{source} is not a valid time: " + get(source).fillna(""))
+        problems.add(bad, "timestamp", f"{source} is not a valid time: " + said(source, bad, ""))
     problems.add(
         frame["charge_period_start"].isna(), "required_value", "ChargePeriodStart is empty"
     )
@@ -101,20 +110,22 @@ def read(table: RawTable, source_file: str) -> FamilyRead:
         "ChargePeriodEnd is before ChargePeriodStart",
     )
     frame["currency"] = get("BillingCurrency").str.upper()
+    bad = ~frame["currency"].fillna("").str.fullmatch(r"[A-Z]{3}")
     problems.add(
-        ~frame["currency"].fillna("").str.fullmatch(r"[A-Z]{3}"),
+        bad,
         "currency",
-        "BillingCurrency is not an ISO 4217 code: " + get("BillingCurrency").fillna("(empty)"),
+        "BillingCurrency is not an ISO 4217 code: " + said("BillingCurrency", bad, "(empty)"),
     )
     frame["charge_category"] = _category(get("ChargeCategory"))
+    bad = frame["charge_category"].isna()
     problems.add(
-        frame["charge_category"].isna(),
+        bad,
         "enum",
         "ChargeCategory is not one of " + ", ".join(CATEGORIES) + ": "
-        + get("ChargeCategory").fillna("(empty)"),
+        + said("ChargeCategory", bad, "(empty)"),
     )  # fmt: skip
     frame["tags"], bad_tags = _tags(get("Tags"))
-    problems.add(bad_tags, "tags", "Tags is not a JSON object: " + get("Tags").fillna(""))
+    problems.add(bad_tags, "tags", "Tags is not a JSON object: " + said("Tags", bad_tags, ""))
     provider = get("ProviderName").fillna(get("ServiceProviderName"))
     frame["provider"] = provider_key(provider)
     frame["billing_account_id"] = get("BillingAccountId")
@@ -130,35 +141,50 @@ def read(table: RawTable, source_file: str) -> FamilyRead:
     frame["pricing_category"] = _title(get("PricingCategory"))
     frame["commitment_status"] = _title(get("CommitmentDiscountStatus"))
     frame["usage_type"] = get("x_UsageType").fillna(frame["charge_description"])
-    described = frame["charge_description"].fillna("").str.extract(_INSTANCE)
-    frame["resource_type"] = (
-        get("x_InstanceType").fillna(described[0]).fillna(described[1]).fillna(get("ResourceType"))
-    )
+    described = map_distinct(frame["charge_description"], _described_instance)
+    frame["resource_type"] = get("x_InstanceType").fillna(described).fillna(get("ResourceType"))
     frame["line"] = records["line"]
     frame["raw"] = records["raw"]
     bad = problems.mask(records.index)
     return FamilyRead(
-        finish_charges(frame[~bad], FAMILY, source_file), problems.quarantine(records, source_file)
+        finish_charges(frame[~bad] if bad.any() else frame, FAMILY, source_file),
+        problems.quarantine(records, source_file),
     )
+
+
+def _described_instance(description: str | None) -> str | None:
+    """The first instance size named in a charge description, or None."""
+    match = _INSTANCE.search(description or "")
+    if match is None:
+        return None
+    return match.group(1) if match.group(1) is not None else match.group(2)
 
 
 def _category(values: pd.Series) -> pd.Series:
     known = {c.lower(): c for c in CATEGORIES}
-    return values.map(lambda v: known.get(v.lower()) if isinstance(v, str) else None)
+    return map_distinct(values, lambda v: known.get(v.lower()) if isinstance(v, str) else None)
 
 
 def _title(values: pd.Series) -> pd.Series:
-    return values.map(lambda v: v[:1].upper() + v[1:].lower() if isinstance(v, str) and v else None)
+    return map_distinct(
+        values, lambda v: v[:1].upper() + v[1:].lower() if isinstance(v, str) and v else None
+    )
 
 
 def _tags(values: pd.Series) -> tuple[pd.Series, pd.Series]:
-    parsed = values.map(parse_tags_object)
+    parsed = map_distinct(values, _tags_text)
     bad = parsed.isna()
-    return parsed.map(lambda t: tags_json(t) if t is not None else "{}"), bad
+    return parsed.fillna("{}"), bad
+
+
+def _tags_text(value: str | None) -> str | None:
+    """Tags as normalised JSON text; None when they are not a JSON object."""
+    parsed = parse_tags_object(value)
+    return tags_json(parsed) if parsed is not None else None
 
 
 def provider_key(names: pd.Series) -> pd.Series:
     """ProviderName as written → the provider key the other families use (`aws`, `gcp`, ...)."""
-    return names.map(
-        lambda p: _PROVIDERS.get(p.lower(), p.lower()) if isinstance(p, str) else None
+    return map_distinct(
+        names, lambda p: _PROVIDERS.get(p.lower(), p.lower()) if isinstance(p, str) else None
     ).astype(object)

@@ -22,13 +22,15 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from reporting.ingest.billing.csvlines import (
     bad_bytes,
     csv_text,
     physical_lines,
-    split_csv,
+    split_csv_batches,
+    text_columns,
     visible,
 )
 from reporting.ingest.limits import (
@@ -47,6 +49,9 @@ from reporting.ingest.limits import (
     too_many_rows,
 )
 from reporting.schema import empty_quarantine, quarantine_frame
+
+_BATCH_ROWS = 20_000  # rows split before they become columns: bounds the Python strings held
+_STR = {pa.string(): pd.StringDtype("pyarrow", na_value=np.nan)}  # pandas' default `str`
 
 
 @dataclass
@@ -82,8 +87,11 @@ class _Rows:
 
     def _check_count(self) -> None:
         # Stop at the first row too many: a refused file costs no more than max_rows rows.
-        error = too_many_rows(len(self.good) + len(self.bad), self.limits)
-        if error:
+        self.count(len(self.good) + len(self.bad))
+
+    def count(self, rows: int) -> None:
+        """Refuse the file when `rows` rows seen so far are more than max_rows."""
+        if error := too_many_rows(rows, self.limits):
             raise TooLarge(error)
 
     def quarantine(self, source_name: str) -> pd.DataFrame:
@@ -145,25 +153,56 @@ def _csv_field_limit(chars: int) -> Iterator[None]:
 
 def _read_csv(path: Path, source_name: str, limits: Limits) -> RawTable:
     """Rows split by `csvlines.split_csv` (a broken quote costs one line, not the rest of the
-    file), then held to the input's limits."""
+    file), then held to the input's limits. Rows are split in batches and each batch turned
+    into text columns at once, so no more than a batch of rows is held as Python strings."""
     rows = _Rows(limits)
+    unsplit: list[tuple[int, str, str, str]] = []  # quarantined by the split, in file order
+    too_long: list[tuple[int, str, str, str]] = []  # then rows with a field over the limit
+    batches: list[list[pa.Array]] = []  # per batch: one array per header field, then `raw`
+    lines: list[int] = []
     with open_text(path) as stream, _csv_field_limit(limits.max_field_bytes):
-        split = split_csv(stream, on_header=lambda fields: check_columns(len(fields)))
-    header = split.header
-    for line, raw, check, reason in split.bad:
+        split_rows = split_csv_batches(stream, _check_header, batch_rows=_BATCH_ROWS)
+        for split in split_rows:
+            header = split.header
+            unsplit += split.bad
+            kept: list[list[str]] = []
+            for line, fields in zip(split.lines, split.rows, strict=True):
+                if problem := long_field(fields, limits, header):
+                    too_long.append((line, csv_text(fields), FIELD_TOO_LONG, problem))
+                else:
+                    kept.append(fields)
+                    lines.append(line)
+            rows.count(len(lines) + len(unsplit) + len(too_long))
+            batches.append(text_columns(kept, len(header)))
+    for line, raw, check, reason in unsplit:
         if "field larger than field limit" in reason:
             check, reason = _csv_problem(limits)
         rows.refuse(line, raw, check, reason)
-    for line, fields in zip(split.lines, split.rows, strict=True):
-        raw = csv_text(fields)
-        if problem := long_field(fields, limits, header):
-            rows.refuse(line, raw, FIELD_TOO_LONG, problem)
-        else:
-            rows.keep(line, fields, raw)
-    records = pd.DataFrame(rows.good, columns=_unique(header)) if rows.good else _empty(header)
-    records["line"] = pd.array(rows.lines, dtype="int64")
-    records["raw"] = rows.raws
-    return RawTable(records, header, rows.quarantine(source_name), len(rows.good) + len(rows.bad))
+    for line, raw, check, reason in too_long:
+        rows.refuse(line, raw, check, reason)
+    if lines:
+        records = _records(header, batches, lines)
+    else:
+        records = _empty(header)
+        records["line"] = pd.array(lines, dtype="int64")
+        records["raw"] = []
+    return RawTable(records, header, rows.quarantine(source_name), len(lines) + len(rows.bad))
+
+
+def _check_header(fields: list[str]) -> None:
+    check_columns(len(fields))
+
+
+def _records(header: list[str], batches: list[list[pa.Array]], lines: list[int]) -> pd.DataFrame:
+    """Text columns (pandas `str`, held by arrow) named by the header, then `line` and `raw`."""
+    columns = [
+        pa.chunked_array([b[i] for b in batches], pa.string()) for i in range(len(header) + 1)
+    ]
+    text = [c.to_pandas(types_mapper=_STR.get) for c in columns]
+    records = pd.DataFrame(dict(zip(_unique(header), text[:-1], strict=True)))
+    records["line"] = pd.array(lines, dtype="int64")
+    records["raw"] = text[-1]
+    return records
 
 
 def _csv_problem(limits: Limits) -> tuple[str, str]:
