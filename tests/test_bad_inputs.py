@@ -284,6 +284,8 @@ CASES = itertools.count()
 # Found by this test: a \r put inside a quoted field once ended a line for the CSV reader, and
 # every later line was numbered one too high.
 @example(damage=[(133, 1, 0.7150657028384649, b"\r"), (71, 0, 0.33673980891592287, b"\x7f\xda3")], billing=True)  # fmt: skip
+# A line cut inside a quoted field: the next line continues that field (the test expected a row).
+@example(damage=[(0, 0, 0.0, b"\x00"), (1, 0, 0.3125, b"\x00"), (1, 0, 0.3125, b"\x00"), (1, 0, 0.3125, b"\x00")], billing=True)  # fmt: skip
 def test_random_damage_never_loses_a_row_nor_raises(
     tmp_path: Path, validator: Validator, damage: list, billing: bool
 ) -> None:
@@ -316,5 +318,18 @@ def test_random_damage_never_loses_a_row_nor_raises(
         return
     rows = [*intake.charges["line"], *intake.quarantine["line"]]
     assert len(rows) == len(set(rows)) == stats["rows_read"]
+    # A line that starts inside a quoted field (a damaged line left a quote open) continues
+    # that field, as RFC 4180 says: it is not a row of its own.
+    touched |= _inside_quotes(lines)
     untouched = {n + 1 for n, line in enumerate(lines) if n and n not in touched and line.strip()}
     assert untouched <= set(rows)
+
+
+def _inside_quotes(lines: list[bytes]) -> set[int]:
+    """Indices of the lines that begin inside a quoted field (an odd count of quotes before)."""
+    inside, open_quote = set(), False
+    for number, line in enumerate(lines):
+        if open_quote:
+            inside.add(number)
+        open_quote ^= line.count(b'"') % 2 == 1
+    return inside
