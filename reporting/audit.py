@@ -22,7 +22,7 @@ from reporting.audit_config import Audit, Rule
 from reporting.audit_findings import SPILLED, as_spilled
 from reporting.audit_k8s import workload_runs
 from reporting.schema import FINDING_COLUMNS
-from reporting.text import as_text, float_text
+from reporting.text import text_array
 
 FAILED_STATES = ("FAILED", "TIMEOUT", "OUT_OF_MEMORY", "NODE_FAIL")
 SUMMED = ("facility_energy_kwh", "it_energy_kwh", "gpu_energy_kwh", "cpu_energy_kwh",
@@ -106,7 +106,7 @@ def _strings(values: pd.Series | pa.Array) -> pa.Array:
     return pa.array(values, pa.string(), from_pandas=True)
 
 
-def _gpu_rules(runs: pd.DataFrame, audit: Audit) -> list[pd.DataFrame]:
+def _gpu_rules(runs: pd.DataFrame, audit: Audit) -> list[pa.Table]:
     """idle_gpu: DCGM saw GPUs at or below the idle utilisation for at least min_size GPU-seconds
     (the idle part is the waste), or, without telemetry, the run's mean utilisation was that low
     over min_size seconds (all of it is). low_gpu_util: the rest of the under-used GPU energy."""
@@ -130,7 +130,7 @@ def _gpu_rules(runs: pd.DataFrame, audit: Audit) -> list[pd.DataFrame]:
     )
 
     def pct(index: pd.Index) -> pa.Array:
-        return _num((util[index] * 100).round(1))
+        return text_array((util[index] * 100).round(1))
 
     found = []
     if audit.idle_gpu.enabled:
@@ -139,8 +139,8 @@ def _gpu_rules(runs: pd.DataFrame, audit: Audit) -> list[pd.DataFrame]:
             waste_gpu_hours=idle_hours,
             formula="facility energy of the idle GPU-hours (measured by DCGM; without telemetry, "
             "the whole allocation's GPU energy)",
-            message=lambda h: _join("GPUs idle for ", _num(idle_hours[h.index].round(1)), " of ",
-                                    _num(h["gpu_hours"].round(1)), " GPU-hours (mean utilisation ",
+            message=lambda h: _join("GPUs idle for ", text_array(idle_hours[h.index].round(1)), " of ",
+                                    text_array(h["gpu_hours"].round(1)), " GPU-hours (mean utilisation ",
                                     pct(h.index), " %)"),
             action="Cancel idle allocations and check the job reaches the GPU (CUDA devices visible, "
             "the data loader not blocking); request GPUs only for the steps that use them; for "
@@ -154,14 +154,14 @@ def _gpu_rules(runs: pd.DataFrame, audit: Audit) -> list[pd.DataFrame]:
             formula="allocated GPU facility energy × (1 − GPU utilisation), less the idle_gpu "
             "finding's energy",
             message=lambda h: _join("GPU utilisation ", pct(h.index), " % over ",
-                                    _num(h["gpu_hours"].round(1)), " GPU-hours"),
+                                    text_array(h["gpu_hours"].round(1)), " GPU-hours"),
             action="Request fewer GPUs or a MIG slice; profile the data loader; batch inference "
             "requests; consider serving a quantised or distilled model.",
         ))  # fmt: skip
     return found
 
 
-def _cpu_memory_rules(runs: pd.DataFrame, audit: Audit) -> list[pd.DataFrame]:
+def _cpu_memory_rules(runs: pd.DataFrame, audit: Audit) -> list[pa.Table]:
     cpu_util = runs["cpu_util_ratio"]
     mem_ratio = (runs["mem_used_max_gb"] / runs["mem_requested_gb"]).where(
         runs["mem_requested_gb"] > 0
@@ -187,8 +187,8 @@ def _cpu_memory_rules(runs: pd.DataFrame, audit: Audit) -> list[pd.DataFrame]:
             runs, low_cpu, "low_cpu_efficiency", audit.low_cpu_efficiency, measured=cpu_util,
             waste_kwh=runs["cpu_energy_kwh"] * runs["pue"] * (1 - cpu_util), waste_gpu_hours=zero,
             formula="allocated CPU facility energy × (1 − CPU efficiency)",
-            message=lambda h: _join("CPU efficiency ", _num((cpu_util[h.index] * 100).round(1)),
-                                    " % over ", _num(h["cpu_core_hours"].round(1)), " core-hours"),
+            message=lambda h: _join("CPU efficiency ", text_array((cpu_util[h.index] * 100).round(1)),
+                                    " % over ", text_array(h["cpu_core_hours"].round(1)), " core-hours"),
             action="Request fewer cores (--cpus-per-task, --ntasks) closer to what the job uses, "
             "or parallelise its serial parts.",
         ))  # fmt: skip
@@ -197,8 +197,8 @@ def _cpu_memory_rules(runs: pd.DataFrame, audit: Audit) -> list[pd.DataFrame]:
             runs, over_mem, "memory_over_request", audit.memory_over_request, measured=mem_ratio,
             waste_kwh=runs["memory_energy_kwh"] * runs["pue"] * (1 - mem_ratio), waste_gpu_hours=zero,
             formula="requested-memory facility energy × (1 − peak used / requested)",
-            message=lambda h: _join("peak memory ", _num(h["mem_used_max_gb"].round(1)), " GB of ",
-                                    _num(h["mem_requested_gb"].round(1)), " GB requested"),
+            message=lambda h: _join("peak memory ", text_array(h["mem_used_max_gb"].round(1)), " GB of ",
+                                    text_array(h["mem_requested_gb"].round(1)), " GB requested"),
             action=_mem_action,
         ))  # fmt: skip
     return found
@@ -213,7 +213,7 @@ def _mem_action(runs: pd.DataFrame) -> pa.Array:
     )
 
 
-def _run_rules(runs: pd.DataFrame, audit: Audit) -> list[pd.DataFrame]:
+def _run_rules(runs: pd.DataFrame, audit: Audit) -> list[pa.Table]:
     time_ratio = (runs["duration_s"] / runs["timelimit_s"]).where(runs["timelimit_s"] > 0)
     over_time = (
         (runs["state"] == "COMPLETED")
@@ -246,14 +246,7 @@ def _run_rules(runs: pd.DataFrame, audit: Audit) -> list[pd.DataFrame]:
 
 
 def hours(seconds: pd.Series) -> pa.Array:
-    return _num((seconds / S_PER_HOUR).round(1))
-
-
-def _num(values: pd.Series) -> pa.Array:
-    """`as_text(values)` as Arrow text (missing stays missing)."""
-    if values.dtype == np.float64:
-        return float_text(values.to_numpy()).cast(pa.string())
-    return _strings(as_text(values))
+    return text_array((seconds / S_PER_HOUR).round(1))
 
 
 def _ints(values: pd.Series) -> pa.Array:

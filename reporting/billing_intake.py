@@ -15,6 +15,7 @@ import pandas as pd
 
 from reporting.config import Input
 from reporting.errors import InputError
+from reporting.ingest.billing.common import map_distinct
 from reporting.ingest.billing.dispatch import BillingRead, read_billing
 from reporting.ingest.limits import Limits
 
@@ -54,11 +55,9 @@ def billing_period_keys(charges: pd.DataFrame) -> pd.Series:
 
 
 def formatted(times: pd.Series, form: str) -> pd.Series:
-    """`times.dt.strftime(form)`, formatting each distinct time once (millions of lines share
-    a few billing periods and months)."""
-    distinct = times.drop_duplicates()
-    positions = pd.Index(distinct).get_indexer(times)
-    return distinct.dt.strftime(form).iloc[positions].set_axis(times.index)
+    """`times.dt.strftime(form)` (missing → None), each distinct time formatted once: millions
+    of lines share a few billing periods and months."""
+    return map_distinct(times, lambda t: t.strftime(form) if pd.notna(t) else None)
 
 
 def superseded_files(

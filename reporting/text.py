@@ -39,6 +39,13 @@ def as_text(series: pd.Series) -> pd.Series:
     """`series.astype(str)` (missing values stay missing), fast for float64 columns."""
     if series.dtype != np.float64:
         return series.astype(str)
-    text = float_text(series.to_numpy()).cast(pa.string()).to_pandas()
+    text = text_array(series).to_pandas()
     text.index = series.index
     return text
+
+
+def text_array(series: pd.Series) -> pa.Array:
+    """`as_text(series)` as an Arrow string array."""
+    if series.dtype != np.float64:
+        return pa.array(series.astype(str), pa.string(), from_pandas=True)
+    return float_text(series.to_numpy()).cast(pa.string())
